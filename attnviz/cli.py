@@ -1,0 +1,141 @@
+"""The ``attnviz`` command.
+
+Heavy packages (Prefect, Great Expectations, DuckDB, polars) are imported inside
+the commands that need them, so ``attnviz --help`` answers at once.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO date or datetime from the command line; naive values are UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _print_loads(loads: list) -> None:
+    for x in loads:
+        print(
+            f"{x.source}/{x.symbol}/{x.interval}: received {x.received}, loaded {x.loaded} "
+            f"(new {x.new_bars}, revised {x.revised_bars}), rejected {x.rejected}; "
+            f"bars {x.first_ts or '-'} .. {x.last_ts or '-'}"
+        )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.nightly import nightly
+
+    _print_loads(nightly(as_of=args.as_of))
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from flows.ingest import ingest
+
+    options = {}
+    if args.source == "files":
+        if not args.path:
+            raise SystemExit("attnviz ingest: --source files needs --path")
+        options = {"path": args.path, "timezone": args.timezone}
+    loads = ingest(
+        source=args.source,
+        symbols=args.symbols,
+        interval=args.interval,
+        start=args.start,
+        end=args.end,
+        as_of=args.as_of,
+        incremental=not args.full,
+        max_rejected_share=args.max_rejected_share,
+        source_options=options,
+    )
+    _print_loads(loads)
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
+    import polars as pl
+
+    from warehouse.db import connect, query
+
+    with closing(connect(read_only=True)) as con:
+        result = query(con, args.query)
+    if args.format == "csv":
+        print(result.write_csv(), end="")
+    elif args.format == "json":
+        print(result.write_json())
+    else:
+        with pl.Config(
+            tbl_rows=args.max_rows,
+            tbl_cols=-1,
+            tbl_width_chars=200,
+            fmt_str_lengths=60,
+            tbl_hide_dataframe_shape=True,
+        ):
+            print(result)
+        print(f"({result.height} row{'s' * (result.height != 1)})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``attnviz`` command."""
+    parser = argparse.ArgumentParser(
+        prog="attnviz",
+        description="Keep a DuckDB warehouse of bars and of why a trading Transformer decides.",
+    )
+    parser.add_argument(
+        "--db", help="warehouse file (default: $ATTNVIZ_DB or var/warehouse.duckdb)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the nightly flow once (sample data by default)")
+    run.add_argument("--as-of", type=_timestamp, help="stand at this moment (default: now)")
+    run.set_defaults(handler=_run)
+
+    ingest = commands.add_parser("ingest", help="ingest and validate bars of one source")
+    ingest.add_argument("--source", default="sample", choices=["sample", "files"])
+    ingest.add_argument("--symbols", nargs="+", default=["AAPL", "GOOG", "IBM", "MSFT"])
+    ingest.add_argument("--interval", default="1d")
+    ingest.add_argument("--start", type=_timestamp, help="first bar-open time to take")
+    ingest.add_argument("--end", type=_timestamp, help="take bars opening before this")
+    ingest.add_argument("--as-of", type=_timestamp, help="only bars closed by then (default: now)")
+    ingest.add_argument(
+        "--full", action="store_true", help="ignore the watermark, read from --start"
+    )
+    ingest.add_argument("--path", help="files source: a CSV/Parquet file, folder or glob")
+    ingest.add_argument("--timezone", default="UTC", help="files source: zone of naive timestamps")
+    ingest.add_argument("--max-rejected-share", type=float, default=0.05)
+    ingest.set_defaults(handler=_ingest)
+
+    sql = commands.add_parser("sql", help="run a read-only SQL query against the warehouse")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.add_argument("--max-rows", type=int, default=50, help="rows shown in table format")
+    sql.set_defaults(handler=_sql)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.db:
+        os.environ["ATTNVIZ_DB"] = args.db
+    try:
+        return args.handler(args)
+    except Exception as error:
+        if os.environ.get("ATTNVIZ_DEBUG"):
+            raise
+        print(f"attnviz {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

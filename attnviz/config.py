@@ -1,0 +1,26 @@
+"""Where attnviz keeps its files: one place that reads the environment.
+
+Every path is resolved when asked for, not at import, so a test or the CLI can
+point a process at another warehouse by setting an environment variable.
+"""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def home() -> Path:
+    """Folder for run outputs (warehouse, checkpoints, figures): ``$ATTNVIZ_HOME`` or ``./var``."""
+    return Path(os.environ.get("ATTNVIZ_HOME", "var"))
+
+
+def warehouse_path() -> Path:
+    """The DuckDB file: ``$ATTNVIZ_DB`` or ``<home>/warehouse.duckdb``."""
+    explicit = os.environ.get("ATTNVIZ_DB")
+    return Path(explicit) if explicit else home() / "warehouse.duckdb"
+
+
+def sample_dir() -> Path:
+    """The committed sample bars: ``$ATTNVIZ_SAMPLE_DIR`` or ``data/sample`` in the repository."""
+    return Path(os.environ.get("ATTNVIZ_SAMPLE_DIR", REPO_ROOT / "data" / "sample"))

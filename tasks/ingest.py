@@ -1,0 +1,116 @@
+"""Tasks of ingestion: plan what to fetch, fetch it, validate it, load it, summarise it."""
+
+from contextlib import closing
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from attnviz.bars import BarDataError
+from attnviz.quality import Validation, validate_bars
+from attnviz.series import Series
+from attnviz.sources import BarRequest, make_source
+from warehouse.bars import SeriesLoad, close_before, resume_from, store_series
+from warehouse.db import connect
+
+
+@task(name="plan-fetch", task_run_name="plan {series.label}")
+def plan_fetch(
+    series: Series,
+    as_of: datetime,
+    start: datetime | None,
+    end: datetime | None,
+    incremental: bool,
+    overlap_bars: int,
+) -> BarRequest:
+    """What to ask the source for: when incremental, from the newest stored bars on.
+
+    The last ``overlap_bars`` stored bars are read again so that a bar the source
+    revised after we stored it is corrected.
+    """
+    if incremental:
+        with closing(connect()) as con:
+            resume = resume_from(con, *series.key, overlap_bars)
+        if resume is not None:
+            start = resume if start is None else max(start, resume)
+    return BarRequest(series.symbol, series.interval, as_of=as_of, start=start, end=end)
+
+
+def _retry_unless_bad_data(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry network-ish failures; bad data or a bad request fails the same way every time."""
+    return not isinstance(state.result(raise_on_failure=False), BarDataError)
+
+
+@task(
+    name="fetch-bars",
+    task_run_name="fetch {series.label}",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=_retry_unless_bad_data,
+    cache_policy=NO_CACHE,
+)
+def fetch_bars(series: Series, request: BarRequest, options: dict[str, Any]) -> pl.DataFrame:
+    """Fetch the closed bars of one series from its source."""
+    received = make_source(series.source, options).fetch(request)
+    get_run_logger().info(
+        "%s: received %d rows from %s", series.label, received.height, request.start
+    )
+    return received
+
+
+@task(name="validate-bars", task_run_name="validate {series.label}", cache_policy=NO_CACHE)
+def validate(series: Series, received: pl.DataFrame, max_step: float) -> Validation:
+    """Run the Great Expectations suite on one series' received bars."""
+    previous_close = None
+    first_ts = received["ts"].min()
+    if first_ts is not None:
+        with closing(connect()) as con:
+            previous_close = close_before(con, *series.key, first_ts)
+    validation = validate_bars(received, series.interval, previous_close, max_step)
+    for check in validation.checks.filter(~pl.col("success")).iter_rows(named=True):
+        get_run_logger().warning(
+            "%s: %d rows failed %s", series.label, check["unexpected_count"], check["check"]
+        )
+    return validation
+
+
+@task(name="load-bars", task_run_name="load {series.label}", cache_policy=NO_CACHE)
+def load(run_id: str, series: Series, validation: Validation) -> SeriesLoad:
+    """Upsert the good bars and quarantine the rejected ones, in one transaction."""
+    with closing(connect()) as con:
+        result = store_series(
+            con, run_id, series.key, validation.good, validation.rejected, validation.checks
+        )
+    get_run_logger().info(
+        "%s: loaded %d (new %d, revised %d), rejected %d",
+        series.label,
+        result.loaded,
+        result.new_bars,
+        result.revised_bars,
+        result.rejected,
+    )
+    return result
+
+
+@task(name="summarise-ingest")
+def summarise(loads: list[SeriesLoad], failures: dict[str, str]) -> str:
+    """Publish a markdown artifact with one line per series; returns the markdown."""
+    lines = [
+        "| series | received | loaded | new | revised | rejected | first bar | last bar |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+        *(
+            f"| {'/'.join((x.source, x.symbol, x.interval))} | {x.received} | {x.loaded} "
+            f"| {x.new_bars} | {x.revised_bars} | {x.rejected} | {x.first_ts or '-'} "
+            f"| {x.last_ts or '-'} |"
+            for x in loads
+        ),
+    ]
+    if failures:
+        lines += ["", "**Failed series**", "", *(f"- `{k}`: {v}" for k, v in failures.items())]
+    markdown = "\n".join(lines)
+    create_markdown_artifact(markdown, key="ingest-summary", description="Bars ingested per series")
+    return markdown

@@ -1,0 +1,71 @@
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from attnviz.cli import main
+from attnviz.quality import validate_bars
+from warehouse.bars import store_series
+from warehouse.db import connect
+
+
+def test_help_imports_no_heavy_package() -> None:
+    probe = (
+        "import sys; from attnviz.cli import build_parser; build_parser().format_help();"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'prefect', 'duckdb', 'polars', 'great_expectations', 'torch', 'pandas'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def filled(bars) -> None:
+    with closing(connect()) as con:
+        result = validate_bars(bars(4, symbol="XYZ"), "1d")
+        store_series(con, "r1", ("test", "XYZ", "1d"), result.good, result.rejected, result.checks)
+
+
+@pytest.mark.usefixtures("filled")
+def test_sql_prints_query_results(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["sql", "select source, symbol, interval, count(*) as n from bars group by all"]) == 0
+    )
+    table = capsys.readouterr().out
+    assert "XYZ" in table and "(1 row)" in table
+    assert main(["sql", "select symbol, close from bars order by ts", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "symbol,close",
+        "XYZ,100.0",
+        "XYZ,101.0",
+        "XYZ,102.0",
+        "XYZ,103.0",
+    ]
+
+
+@pytest.mark.usefixtures("filled")
+def test_sql_is_read_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sql", "delete from bars"]) == 1
+    assert "read-only" in capsys.readouterr().err
+    assert main(["sql", "select count(*) as n from bars", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "4"]
+
+
+def test_errors_exit_non_zero_with_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--db", str(tmp_path / "none.duckdb"), "sql", "select 1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("attnviz sql: WarehouseError: no warehouse at") and err.count("\n") == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("prefect_harness")
+def test_ingest_command_prints_a_line_per_series(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "--symbols", "MSFT", "--as-of", "2001-01-01"]) == 0
+    out = capsys.readouterr().out
+    assert "sample/MSFT/1d: received 212, loaded 212 (new 212, revised 0), rejected 0" in out
+    assert main(["ingest", "--symbols", "NOPE"]) == 1
+    assert "sample source has no series NOPE 1d" in capsys.readouterr().err

@@ -1,0 +1,71 @@
+"""Shared fixtures: an isolated Prefect home and warehouse per test, and bar factories."""
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Prefect reads these when it is first imported: set them before any test module imports it.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="attnviz-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import polars as pl
+import pytest
+
+from attnviz.bars import RECEIVED_SCHEMA, interval_duration
+from attnviz.sources.base import with_raw
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def warehouse_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own output folder and warehouse file."""
+    monkeypatch.setenv("ATTNVIZ_HOME", str(tmp_path / "var"))
+    monkeypatch.delenv("ATTNVIZ_DB", raising=False)
+    return tmp_path / "var"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API for the tests that run real flows (started once, ~10 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+def make_bars(
+    n: int = 5,
+    symbol: str = "TEST",
+    interval: str = "1d",
+    start: datetime = START,
+    source: str = "test",
+) -> pl.DataFrame:
+    """``n`` clean received bars: close rises by 1 a bar from 100, low < open/close < high."""
+    close = [100.0 + i for i in range(n)]
+    frame = pl.DataFrame(
+        {
+            "source": source,
+            "symbol": symbol,
+            "interval": interval,
+            "ts": [start + i * interval_duration(interval) for i in range(n)],
+            "open": [c - 0.5 for c in close],
+            "high": [c + 1.0 for c in close],
+            "low": [c - 1.0 for c in close],
+            "close": close,
+            "volume": [1000.0] * n,
+        },
+        schema={k: v for k, v in RECEIVED_SCHEMA.items() if k != "raw"},
+    )
+    return frame.with_columns(with_raw(frame))
+
+
+@pytest.fixture
+def bars() -> Callable[..., pl.DataFrame]:
+    """Factory of clean received bars (see :func:`make_bars`)."""
+    return make_bars

@@ -1,0 +1,108 @@
+import json
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.ingest import IngestError, ingest
+from warehouse.db import connect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+HEADER = "Date,Open,High,Low,Close,Volume\n"
+GOOD = [f"2024-01-{day:02d},10,11,9,10.5,100\n" for day in range(2, 12)]
+
+
+def sql(query: str, params: list[Any] | None = None) -> list[tuple]:
+    with closing(connect(read_only=True)) as con:
+        return con.execute(query, params or []).fetchall()
+
+
+def files_ingest(path: Path, **kwargs: Any):
+    return ingest(source="files", symbols=["MSFT"], source_options={"path": str(path)}, **kwargs)
+
+
+def test_incremental_replay_reads_only_new_bars_plus_overlap() -> None:
+    early = ingest(symbols=["IBM"], as_of=datetime(2005, 1, 1, tzinfo=UTC))
+    later = ingest(symbols=["IBM"], as_of=datetime(2006, 1, 1, tzinfo=UTC))
+    [(total,)] = sql("SELECT count(*) FROM bars WHERE symbol = 'IBM'")
+    [(in_2005,)] = sql("SELECT count(*) FROM bars WHERE symbol = 'IBM' AND year(ts) = 2005")
+    assert early[0].last_ts == datetime(2004, 12, 31, tzinfo=UTC)
+    assert later[0].new_bars == in_2005 and total == early[0].loaded + in_2005
+    assert later[0].received == in_2005 + 3  # the overlap re-reads the last three stored bars
+
+
+def test_bad_rows_are_quarantined_with_reasons_and_good_rows_load(tmp_path: Path) -> None:
+    bad = [
+        "2024-01-12,10,11,9,,100\n",  # missing close
+        "2024-01-13,-10,11,9,10.5,100\n",  # negative open
+        "2024-01-14,10,8,9,10.5,100\n",  # high < low
+        "2024-01-15T06:00:00,10,11,9,10.5,100\n",  # off the daily grid
+        "2024-01-16,10,11,9,abc,100\n",  # not a number
+        "someday,10,11,9,10.5,100\n",  # not a time
+        "2024-01-11,10,11,9,10.5,100\n",  # duplicate of a good day
+    ]
+    (tmp_path / "MSFT.csv").write_text(HEADER + "".join(GOOD + bad))
+    [load] = files_ingest(tmp_path, max_rejected_share=1.0)
+
+    assert (load.received, load.loaded, load.rejected) == (17, 9, 8)
+    rejected = {
+        json.loads(raw)["Date"]: set(failed)
+        for raw, failed in sql("SELECT raw, failed FROM bars_rejected ORDER BY ts")
+    }
+    assert rejected["2024-01-12"] >= {"close_not_null"}
+    assert rejected["2024-01-13"] >= {"open_positive"}
+    assert rejected["2024-01-14"] >= {"high_ge_open", "high_ge_close"}
+    assert rejected["2024-01-15T06:00:00"] == {"ts_on_grid"}
+    assert rejected["2024-01-16"] >= {"close_not_null"}
+    assert rejected["someday"] == {"ts_not_null"}
+    assert rejected["2024-01-11"] >= {"key_unique"}  # both copies of 2024-01-11
+    [(received, loaded, rejected_n, status)] = sql(
+        "SELECT received, loaded, rejected, status FROM runs"
+    )
+    assert (received, loaded, rejected_n, status) == (17, 9, 8, "succeeded")
+    [(bars_n,)] = sql("SELECT count(*) FROM bars")
+    assert bars_n == 9
+
+
+def test_too_many_rejections_fail_the_run_after_loading_the_good_bars(tmp_path: Path) -> None:
+    (tmp_path / "MSFT.csv").write_text(HEADER + "".join(GOOD[:3]) + "2024-01-20,-1,1,1,1,1\n")
+    with pytest.raises(IngestError, match=r"files/MSFT/1d: 1 of 4 rows rejected \(25.0% > 5.0%\)"):
+        files_ingest(tmp_path)
+    [(status, message, loaded, rejected)] = sql(
+        "SELECT status, message, loaded, rejected FROM runs"
+    )
+    assert status == "failed" and "IngestError" in message and (loaded, rejected) == (3, 1)
+    assert sql("SELECT count(*) FROM bars") == [(3,)]
+
+
+def test_a_corrected_bar_in_the_source_replaces_the_stored_one(tmp_path: Path) -> None:
+    csv = tmp_path / "MSFT.csv"
+    csv.write_text(HEADER + "".join(GOOD))
+    files_ingest(tmp_path)
+    csv.write_text(HEADER + "".join(GOOD[:-1]) + "2024-01-11,10,11,9,10.75,100\n")
+    [load] = files_ingest(tmp_path)
+    assert (load.new_bars, load.revised_bars) == (0, 1)
+    assert sql("SELECT close FROM bars WHERE ts = '2024-01-11'") == [(10.75,)]
+    assert sql("SELECT count(*) FROM bars") == [(10,)]
+
+
+def test_unknown_symbol_fails_clearly_without_stopping_the_others() -> None:
+    with pytest.raises(IngestError, match="1 of 2 series failed: sample/TSLA/1d: BarDataError"):
+        ingest(symbols=["IBM", "TSLA"], as_of=datetime(2001, 1, 1, tzinfo=UTC))
+    assert sql("SELECT DISTINCT symbol FROM bars") == [("IBM",)]
+    [(status, message)] = sql("SELECT status, message FROM runs")
+    assert status == "failed" and "no series TSLA 1d" in message
+
+
+@pytest.mark.parametrize("symbol", ["../../x", "A'; DROP TABLE bars;--"])
+def test_hostile_symbols_are_refused_and_recorded(symbol: str, warehouse_home: Path) -> None:
+    with pytest.raises(Exception, match="invalid symbol"):
+        ingest(symbols=[symbol])
+    [(status, message, parameters)] = sql("SELECT status, message, parameters FROM runs")
+    assert status == "failed" and "invalid symbol" in message
+    assert json.loads(parameters)["symbols"] == [symbol]
+    assert sql("SELECT count(*) FROM bars") == [(0,)]
+    assert sorted(p.name for p in warehouse_home.iterdir()) == ["warehouse.duckdb"]

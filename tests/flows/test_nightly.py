@@ -1,0 +1,74 @@
+from contextlib import closing
+from datetime import UTC, datetime
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
+
+from attnviz.series import SAMPLE_SERIES
+from attnviz.sources import BarRequest
+from attnviz.sources.sample import SampleSource
+from flows.nightly import nightly
+from warehouse.db import connect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+
+def table_counts() -> dict[str, int]:
+    with closing(connect(read_only=True)) as con:
+        return {
+            table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            for table in ("bars", "bars_rejected", "validation_results", "run_series")
+        }
+
+
+def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() -> None:
+    now = datetime.now(UTC)
+    expected = {
+        (s.symbol, s.interval): SampleSource()
+        .fetch(BarRequest(s.symbol, s.interval, as_of=now))
+        .height
+        for s in SAMPLE_SERIES
+    }
+
+    first = nightly()
+    with closing(connect(read_only=True)) as con:
+        stored = dict(
+            ((symbol, interval), n)
+            for symbol, interval, n in con.execute(
+                "SELECT symbol, interval, count(*) FROM bars WHERE source = 'sample' GROUP BY ALL"
+            ).fetchall()
+        )
+        [run] = con.execute("SELECT status, received, loaded, rejected FROM runs").fetchall()
+    assert stored == expected
+    assert run == ("succeeded", sum(expected.values()), sum(expected.values()), 0)
+    assert [load.new_bars for load in first] == [
+        expected[(s.symbol, s.interval)] for s in SAMPLE_SERIES
+    ]
+    after_first = table_counts()
+
+    second = nightly()
+    assert table_counts()["bars"] == after_first["bars"]
+    assert all(load.new_bars == 0 and load.revised_bars == 0 for load in second)
+    # Incremental: the second run re-read only the overlap, not the history.
+    assert all(load.received == 3 for load in second)
+    with closing(connect(read_only=True)) as con:
+        statuses = con.execute("SELECT status FROM runs").fetchall()
+    assert statuses == [("succeeded",), ("succeeded",)]
+
+
+def test_nightly_publishes_a_markdown_summary() -> None:
+    state = nightly(series=SAMPLE_SERIES[:1], return_state=True)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["ingest-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
+        )
+    assert artifacts and artifacts[0].type == "markdown"
+    assert "| sample/AAPL/1d | 3270 | 3270 | 3270 | 0 | 0 |" in artifacts[0].data
