@@ -9,6 +9,10 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _timestamp(text: str) -> datetime:
@@ -32,7 +36,12 @@ def _print_loads(loads: list) -> None:
 def _run(args: argparse.Namespace) -> int:
     from flows.nightly import nightly
 
-    _print_loads(nightly(as_of=args.as_of))
+    report = nightly(as_of=args.as_of)
+    _print_loads(report.loads)
+    for version, row in report.models:
+        accuracy = row.metrics["transformer"]["direction_accuracy"]
+        print(f"{row.name} v{version}: {row.status}, test accuracy {accuracy:.3f}")
+        print(f"  {row.status_reason}")
     return 0
 
 
@@ -62,19 +71,35 @@ def _ingest(args: argparse.Namespace) -> int:
 def _sql(args: argparse.Namespace) -> int:
     from contextlib import closing
 
-    import polars as pl
-
     from warehouse.db import connect, query
 
     with closing(connect(read_only=True)) as con:
-        result = query(con, args.query)
-    if args.format == "csv":
+        _print_frame(query(con, args.query), args.format, args.max_rows)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from contextlib import closing
+
+    from warehouse.db import connect
+    from warehouse.models import list_models
+
+    with closing(connect(read_only=True)) as con:
+        _print_frame(list_models(con), args.format, args.max_rows)
+    return 0
+
+
+def _print_frame(result: "pl.DataFrame", format: str, max_rows: int) -> None:
+    """Print a query result as a table, CSV or JSON."""
+    import polars as pl
+
+    if format == "csv":
         print(result.write_csv(), end="")
-    elif args.format == "json":
+    elif format == "json":
         print(result.write_json())
     else:
         with pl.Config(
-            tbl_rows=args.max_rows,
+            tbl_rows=max_rows,
             tbl_cols=-1,
             tbl_width_chars=200,
             fmt_str_lengths=60,
@@ -82,7 +107,6 @@ def _sql(args: argparse.Namespace) -> int:
         ):
             print(result)
         print(f"({result.height} row{'s' * (result.height != 1)})")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,9 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = commands.add_parser("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
-    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    sql.add_argument("--max-rows", type=int, default=50, help="rows shown in table format")
+    models = commands.add_parser("models", help="list model versions, newest first")
+    for command in (sql, models):
+        command.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        command.add_argument("--max-rows", type=int, default=50, help="rows shown as a table")
     sql.set_defaults(handler=_sql)
+    models.set_defaults(handler=_models)
     return parser
 
 

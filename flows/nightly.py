@@ -1,21 +1,46 @@
-"""The nightly job: bring every configured series up to date and validate it.
+"""The nightly job: bring every series up to date, then retrain and register a model per series.
 
-Later stages (train, analyse, render) join this flow as they are built.
+ingest -> validate -> train -> evaluate -> register. Training fans out as one task
+per model; registration runs one model at a time (the warehouse has one writer).
 """
 
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow
 
+from attnviz.features import FeatureConfig
+from attnviz.model import ModelConfig
 from attnviz.series import SAMPLE_SERIES, Series
+from attnviz.train import TrainConfig
 from flows.ingest import (
     DEFAULT_MAX_REJECTED_SHARE,
     DEFAULT_MAX_STEP,
     ingest_series,
     recorded_run,
 )
+from tasks.train import read_training_bars, register_model, summarise_models, train
 from warehouse.bars import SeriesLoad
+from warehouse.models import ModelRow
+
+
+@dataclass
+class NightlyReport:
+    """What a nightly run did: the loads per series and the model versions it registered."""
+
+    loads: list[SeriesLoad]
+    models: list[tuple[int, ModelRow]]
+
+
+def model_groups(series: list[Series], pool: bool) -> dict[str, list[Series]]:
+    """Model name -> the series it trains on: one per series, or one per interval when pooled."""
+    if not pool:
+        return {one.label: [one] for one in series}
+    groups: dict[str, list[Series]] = {}
+    for one in series:
+        groups.setdefault(one.interval, []).append(one)
+    return {"+".join(one.label for one in group): group for group in groups.values()}
 
 
 @flow(name="nightly")
@@ -25,8 +50,13 @@ def nightly(
     max_step: float = DEFAULT_MAX_STEP,
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     source_options: dict[str, dict[str, Any]] | None = None,
-) -> list[SeriesLoad]:
-    """Incrementally ingest and validate every series.
+    pool: bool = False,
+    features: FeatureConfig = FeatureConfig(),  # noqa: B008 (frozen dataclass, safe as default)
+    model: ModelConfig = ModelConfig(),  # noqa: B008
+    training: TrainConfig = TrainConfig(),  # noqa: B008
+    promotion_margin: float = 0.05,
+) -> NightlyReport:
+    """Incrementally ingest and validate every series, then retrain and register models.
 
     Parameters
     ----------
@@ -38,6 +68,12 @@ def nightly(
         Validation limits, as in :func:`flows.ingest.ingest`.
     source_options
         Options per source name, e.g. ``{"files": {"path": "bars/"}}``.
+    pool
+        Train one model per interval on all its series instead of one per series.
+    features, model, training
+        Window, architecture and training settings.
+    promotion_margin
+        A new model replaces the active one unless its validation loss is worse by more than this.
     """
     as_of = as_of or datetime.now(UTC)
     parameters = {
@@ -45,9 +81,14 @@ def nightly(
         "max_step": max_step,
         "max_rejected_share": max_rejected_share,
         "source_options": source_options,
+        "pool": pool,
+        "features": asdict(features),
+        "model": asdict(model),
+        "training": asdict(training),
+        "promotion_margin": promotion_margin,
     }
     with recorded_run("nightly", parameters, as_of) as run_id:
-        return ingest_series(
+        loads = ingest_series(
             run_id,
             series,
             as_of=as_of,
@@ -55,3 +96,16 @@ def nightly(
             max_rejected_share=max_rejected_share,
             source_options=source_options,
         )
+        groups = model_groups(series, pool)
+        fits = {
+            name: train.submit(
+                name, [read_training_bars(one) for one in group], features, model, training
+            )
+            for name, group in groups.items()
+        }
+        registered = [
+            register_model(run_id, name, groups[name], fit.result(), promotion_margin)
+            for name, fit in fits.items()
+        ]
+        summarise_models(registered)
+        return NightlyReport(loads=loads, models=registered)

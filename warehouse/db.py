@@ -45,6 +45,15 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     return pl.from_arrow(con.execute(sql, params or []).to_arrow_table())
 
 
+def query_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dict | None:
+    """The first row of a parameterised query as a column -> value dict, or ``None``."""
+    cursor = con.execute(sql, params or [])
+    rows = cursor.fetchall()
+    if not rows:
+        return None
+    return dict(zip([column[0] for column in cursor.description], rows[0], strict=True))
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """Everything inside commits together or not at all."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.db import transaction
+from warehouse.db import query_row, transaction
 
 
 def start_run(
@@ -52,8 +52,4 @@ def finish_run(
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     """The ``runs`` row of ``run_id`` as a dict, or ``None``."""
-    cursor = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
-    rows = cursor.fetchall()
-    if not rows:
-        return None
-    return dict(zip([column[0] for column in cursor.description], rows[0], strict=True))
+    return query_row(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])

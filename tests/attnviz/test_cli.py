@@ -61,6 +61,12 @@ def test_errors_exit_non_zero_with_one_clear_line(
     assert err.startswith("attnviz sql: WarehouseError: no warehouse at") and err.count("\n") == 1
 
 
+def test_models_lists_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    connect().close()
+    assert main(["models", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("name,version,status,val_loss,test_accuracy")
+
+
 @pytest.mark.e2e
 @pytest.mark.usefixtures("prefect_harness")
 def test_ingest_command_prints_a_line_per_series(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
 from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -9,13 +10,23 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 
+from attnviz.features import FeatureConfig
+from attnviz.model import ModelConfig
 from attnviz.series import SAMPLE_SERIES
 from attnviz.sources import BarRequest
 from attnviz.sources.sample import SampleSource
+from attnviz.train import TrainConfig
 from flows.nightly import nightly
 from warehouse.db import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+# Small enough to train five series in seconds; the full sizes run in `make run`.
+QUICK = {
+    "features": FeatureConfig(seq_len=20, horizon=3),
+    "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
+    "training": TrainConfig(epochs=2, batch_size=128),
+}
 
 
 def table_counts() -> dict[str, int]:
@@ -35,7 +46,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
         for s in SAMPLE_SERIES
     }
 
-    first = nightly()
+    first = nightly(**QUICK).loads
     with closing(connect(read_only=True)) as con:
         stored = dict(
             ((symbol, interval), n)
@@ -51,7 +62,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
     ]
     after_first = table_counts()
 
-    second = nightly()
+    second = nightly(**QUICK).loads
     assert table_counts()["bars"] == after_first["bars"]
     assert all(load.new_bars == 0 and load.revised_bars == 0 for load in second)
     # Incremental: the second run re-read only the overlap, not the history.
@@ -61,8 +72,33 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
     assert statuses == [("succeeded",), ("succeeded",)]
 
 
+def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason() -> None:
+    first = nightly(series=SAMPLE_SERIES[:2], **QUICK)
+    assert [(version, row.status) for version, row in first.models] == [
+        (1, "active"),
+        (1, "active"),
+    ]
+    assert all(Path(row.checkpoint).exists() for _, row in first.models)
+    second = nightly(series=SAMPLE_SERIES[:2], **QUICK)
+    with closing(connect(read_only=True)) as con:
+        rows = con.execute(
+            "SELECT name, version, status, status_reason, previous_val_loss "
+            "FROM models ORDER BY name, version"
+        ).fetchall()
+        runs = con.execute("SELECT count(DISTINCT run_id) FROM models").fetchall()
+    assert len(rows) == 4 and runs == [(2,)]
+    for version, row in second.models:
+        assert version == 2 and row.status in {"active", "rejected"}
+        assert "previous_active" in row.metrics  # judged against the version it would replace
+    for name in {r[0] for r in rows}:
+        v1, v2 = (r for r in rows if r[0] == name)
+        assert v2[4] is not None  # the active model's loss on the new validation windows
+        assert (v1[2], v2[2]) in {("retired", "active"), ("active", "rejected")}
+        assert v2[3]
+
+
 def test_nightly_publishes_a_markdown_summary() -> None:
-    state = nightly(series=SAMPLE_SERIES[:1], return_state=True)
+    state = nightly(series=SAMPLE_SERIES[:1], return_state=True, **QUICK)
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(

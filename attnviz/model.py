@@ -1,0 +1,195 @@
+"""The attention Transformer whose attention attnviz explains, and the LSTM it is compared with.
+
+One calm file in the manner of nanoGPT's ``model.py``: a config dataclass, the
+layers, the model. Encoder layers are pre-LN and written out so that each
+head's attention probabilities can be returned:
+
+* ``model(x)`` takes the fast path (``scaled_dot_product_attention``) and returns
+  :class:`Predictions`;
+* ``model(x, return_attention=True)`` computes softmax(QK^T / sqrt(d)) explicitly
+  and returns ``(Predictions, {"layer_0": (batch, heads, seq, seq), ...})``.
+
+In eval mode both paths give the same predictions. Attention is not causal
+inside a window: every bar of a window is already in the past of its
+prediction, which is made from the last position (the query row q = T - 1).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the Transformer (and of the LSTM baseline's hidden state)."""
+
+    input_dim: int = 8
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 3
+    dropout: float = 0.1
+    max_len: int = 512
+    ff_mult: int = 4
+
+
+@dataclass
+class Predictions:
+    """What a model predicts for each window.
+
+    Attributes
+    ----------
+    ret
+        (batch,) next-bar log return, in units of the training return scale.
+    direction_logit
+        (batch,) logit of P(next return > 0); train on it, not on the probability.
+    vol
+        (batch,) realised volatility of the next bars (>= 0), in the same units as ``ret``.
+    """
+
+    ret: torch.Tensor
+    direction_logit: torch.Tensor
+    vol: torch.Tensor
+
+    @property
+    def direction_prob(self) -> torch.Tensor:
+        """(batch,) P(next return > 0)."""
+        return torch.sigmoid(self.direction_logit)
+
+
+class PredictionHeads(nn.Module):
+    """Return, direction and volatility heads on one summary vector per window."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, 3)
+
+    def forward(self, h: torch.Tensor) -> Predictions:
+        ret, logit, vol = self.out(self.norm(h)).unbind(-1)
+        return Predictions(ret=ret, direction_logit=logit, vol=F.softplus(vol))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention that can hand back its probabilities."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.d_model % config.n_heads:
+            raise ValueError(
+                f"d_model {config.d_model} is not divisible by n_heads {config.n_heads}"
+            )
+        self.n_heads = config.n_heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.dropout = config.dropout
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, seq, width = x.shape
+        q, k, v = (
+            t.view(batch, seq, self.n_heads, width // self.n_heads).transpose(1, 2)
+            for t in self.qkv(x).split(width, dim=-1)
+        )
+        dropout = self.dropout if self.training else 0.0
+        if return_attention:
+            probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), dim=-1)
+            out = F.dropout(probs, dropout, self.training) @ v
+        else:
+            probs = None
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        return self.proj(out.transpose(1, 2).reshape(batch, seq, width)), probs
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LN Transformer encoder layer: x + attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.d_model)
+        self.attn = SelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.d_model, config.ff_mult * config.d_model),
+            nn.GELU(),
+            nn.Linear(config.ff_mult * config.d_model, config.d_model),
+        )
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, probs = self.attn(self.norm1(x), return_attention)
+        x = x + self.drop(attended)
+        return x + self.drop(self.mlp(self.norm2(x))), probs
+
+
+def sinusoidal_positions(max_len: int, width: int) -> torch.Tensor:
+    """(max_len, width) fixed sinusoidal position encodings (Vaswani et al. 2017)."""
+    position = torch.arange(max_len).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, width, 2) * (-math.log(10000.0) / width))
+    table = torch.zeros(max_len, width)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table
+
+
+class AttentionTransformer(nn.Module):
+    """Transformer encoder over a window of bar features, predicting from the last bar.
+
+    Parameters
+    ----------
+    config
+        Sizes; ``AttentionTransformer(ModelConfig(d_model=32))`` or keyword arguments
+        ``AttentionTransformer(input_dim=8, d_model=64, n_heads=4, n_layers=3, dropout=0.1)``.
+    """
+
+    def __init__(self, config: ModelConfig | None = None, **sizes: int | float) -> None:
+        super().__init__()
+        self.config = config or ModelConfig(**sizes)
+        self.input = nn.Linear(self.config.input_dim, self.config.d_model)
+        self.register_buffer(
+            "positions",
+            sinusoidal_positions(self.config.max_len, self.config.d_model),
+            persistent=False,
+        )
+        self.drop = nn.Dropout(self.config.dropout)
+        self.layers = nn.ModuleList(EncoderLayer(self.config) for _ in range(self.config.n_layers))
+        self.heads = PredictionHeads(self.config.d_model)
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> Predictions | tuple[Predictions, dict[str, torch.Tensor]]:
+        """Predict from (batch, seq, input_dim) windows; optionally return all attention."""
+        h = self.drop(self.input(x) + self.positions[: x.size(1)])
+        attention: dict[str, torch.Tensor] = {}
+        for index, layer in enumerate(self.layers):
+            h, probs = layer(h, return_attention)
+            if return_attention:
+                attention[f"layer_{index}"] = probs
+        predictions = self.heads(h[:, -1])
+        return (predictions, attention) if return_attention else predictions
+
+
+class LSTMBaseline(nn.Module):
+    """The chapter's comparison model: an LSTM with the same heads and no attention."""
+
+    def __init__(self, config: ModelConfig | None = None, **sizes: int | float) -> None:
+        super().__init__()
+        self.config = config or ModelConfig(**sizes)
+        self.lstm = nn.LSTM(
+            self.config.input_dim,
+            self.config.d_model,
+            num_layers=2,
+            batch_first=True,
+            dropout=self.config.dropout,
+        )
+        self.heads = PredictionHeads(self.config.d_model)
+
+    def forward(self, x: torch.Tensor) -> Predictions:
+        """Predict from (batch, seq, input_dim) windows."""
+        out, _ = self.lstm(x)
+        return self.heads(out[:, -1])

@@ -1,0 +1,117 @@
+"""Tasks of the nightly retrain: read bars, train, register the new version, summarise."""
+
+from contextlib import closing
+from dataclasses import asdict
+
+import polars as pl
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from attnviz import config
+from attnviz.features import FeatureConfig
+from attnviz.model import ModelConfig
+from attnviz.series import Series
+from attnviz.train import FitResult, TrainConfig, TrainedModel, fit_series, metrics, promotion
+from warehouse.bars import read_bars
+from warehouse.db import connect
+from warehouse.models import ModelRow, active_model, next_version, register
+
+
+@task(name="read-bars", task_run_name="read {series.label}", cache_policy=NO_CACHE)
+def read_training_bars(series: Series) -> pl.DataFrame:
+    """Every stored bar of one series, oldest first."""
+    with closing(connect()) as con:
+        return read_bars(con, *series.key)
+
+
+@task(name="train", task_run_name="train {name}", cache_policy=NO_CACHE)
+def train(
+    name: str,
+    bars: list[pl.DataFrame],
+    features: FeatureConfig,
+    model: ModelConfig,
+    training: TrainConfig,
+) -> FitResult:
+    """Train the Transformer and the LSTM baseline; one log line per epoch."""
+    return fit_series(bars, features, model, training, log=get_run_logger().info)
+
+
+@task(name="register-model", task_run_name="register {name}", cache_policy=NO_CACHE)
+def register_model(
+    run_id: str, name: str, series: list[Series], fit: FitResult, margin: float
+) -> tuple[int, ModelRow]:
+    """Judge the new model against the active one, save its checkpoint, record the version."""
+    logger = get_run_logger()
+    with closing(connect()) as con:
+        active = active_model(con, name)
+        version = next_version(con, name)
+
+    results = {key: fit.metrics[key] for key in ("transformer", "lstm", "naive")}
+    previous_val_loss = None
+    if active is not None:
+        previous = TrainedModel.load(active["checkpoint"])
+        # The active model is judged on this run's validation and test windows, in this
+        # model's target units; with other features its windows would not be the same.
+        if previous.feature_config == fit.trained.feature_config:
+            previous_val_loss = previous.validation_loss(
+                fit.val, fit.train_config.loss_weights, fit.trained.target_scale
+            )
+            results["previous_active"] = metrics(previous.predict(fit.test), fit.test)
+    status, reason = promotion(fit.transformer.best_val_loss, previous_val_loss, margin)
+
+    path = config.home() / "models" / f"{name.replace('/', '_')}-v{version}.pt"
+    fit.trained.save(path)
+    row = ModelRow(
+        name=name,
+        series=[one.label for one in series],
+        interval=series[0].interval,
+        run_id=run_id,
+        ranges={key: (start.item(), end.item()) for key, (start, end) in fit.ranges.items()},
+        windows=fit.windows,
+        hyperparameters={
+            "model": asdict(fit.trained.model.config),
+            "features": asdict(fit.trained.feature_config),
+            "training": asdict(fit.train_config),
+            "epochs_run": len(fit.transformer.history),
+            "best_epoch": fit.transformer.best_epoch,
+            "train_seconds": round(fit.transformer.seconds, 2),
+        },
+        metrics=results,
+        val_loss=fit.transformer.best_val_loss,
+        previous_val_loss=previous_val_loss,
+        checkpoint=str(path),
+        status=status,
+        status_reason=reason,
+    )
+    with closing(connect()) as con:
+        register(con, row, version)
+    logger.info("%s v%d: %s (%s)", name, version, status, reason)
+    return version, row
+
+
+@task(name="summarise-models")
+def summarise_models(registered: list[tuple[int, ModelRow]]) -> str:
+    """Publish a markdown artifact: each new version's test metrics against its baselines."""
+    columns = ["direction_accuracy", "direction_auc", "direction_f1", "return_mse", "vol_mse"]
+    lines: list[str] = []
+    for version, row in registered:
+        lines += [
+            f"### {row.name} v{version}: {row.status}",
+            "",
+            row.status_reason,
+            "",
+            "| model | " + " | ".join(columns) + " |",
+            "|---|" + "---:|" * len(columns),
+            *(
+                f"| {model} | " + " | ".join(f"{scores[c]:.4g}" for c in columns) + " |"
+                for model, scores in row.metrics.items()
+            ),
+            "",
+        ]
+    markdown = "\n".join(lines)
+    create_markdown_artifact(
+        markdown, key="model-summary", description="Nightly models vs baselines"
+    )
+    return markdown

@@ -1,0 +1,169 @@
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from attnviz.features import FeatureConfig
+from attnviz.model import ModelConfig
+from attnviz.train import TrainConfig, auc, fit_series, metrics, naive_predictions
+
+FEATURES = FeatureConfig(seq_len=20, horizon=3)
+MODEL = ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0)
+TRAIN = TrainConfig(epochs=6, batch_size=64, lr=3e-3, patience=3)
+
+
+def random_walk(n: int, seed: int) -> pl.DataFrame:
+    """Bars of a Gaussian random walk: the future is independent of the past."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    return pl.DataFrame(
+        {
+            "ts": [datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(n)],
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n)),
+            "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n)),
+            "close": close,
+            "volume": rng.uniform(100, 1000, n),
+        }
+    )
+
+
+def chance_bound(n: int) -> float:
+    """Half-width of a 4-sigma band around 50% accuracy on n windows.
+
+    On a random walk each test window's direction is a fair coin independent of
+    everything the window contains, so the number of correct calls is
+    Binomial(n, 1/2) whatever the model does: sd = 0.5 / sqrt(n). Four sd leaves a
+    false alarm chance of about 6e-5.
+    """
+    return 4 * 0.5 / math.sqrt(n)
+
+
+def test_random_walk_direction_accuracy_is_indistinguishable_from_chance() -> None:
+    fit = fit_series([random_walk(3000, seed=1)], FEATURES, MODEL, TRAIN, log=lambda _: None)
+    n_test = fit.windows["test"]
+    assert n_test > 300
+    assert abs(fit.metrics["transformer"]["direction_accuracy"] - 0.5) < chance_bound(n_test)
+    assert abs(fit.metrics["lstm"]["direction_accuracy"] - 0.5) < chance_bound(n_test)
+
+
+def test_the_random_walk_test_catches_a_one_bar_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leak r(t+1) into the inputs, as the chapter's code did, and the bound is blown."""
+    import attnviz.features as features
+
+    honest = features.compute_features
+
+    def leaky(bars: pl.DataFrame, config: FeatureConfig) -> pl.DataFrame:
+        return honest(bars, config).with_columns(pl.col("log_return").shift(-1).fill_null(0.0))
+
+    monkeypatch.setattr(features, "compute_features", leaky)
+    fit = fit_series([random_walk(3000, seed=1)], FEATURES, MODEL, TRAIN, log=lambda _: None)
+    assert fit.metrics["transformer"]["direction_accuracy"] - 0.5 > chance_bound(
+        fit.windows["test"]
+    )
+
+
+def test_training_is_deterministic_and_records_its_progress() -> None:
+    bars = [random_walk(600, seed=2)]
+    config = TrainConfig(epochs=2, batch_size=32)
+    lines: list[str] = []
+    first = fit_series(bars, FEATURES, MODEL, config, log=lines.append)
+    second = fit_series(bars, FEATURES, MODEL, config, log=lambda _: None)
+    for name, tensor in first.trained.model.state_dict().items():
+        torch.testing.assert_close(tensor, second.trained.model.state_dict()[name], rtol=0, atol=0)
+    assert first.metrics == second.metrics
+    assert lines[0].startswith("AttentionTransformer epoch 1/2: train ")
+    assert len(first.transformer.history) == 2 and math.isfinite(first.transformer.best_val_loss)
+
+
+def test_early_stopping_keeps_the_best_epoch() -> None:
+    fit = fit_series(
+        [random_walk(800, seed=3)],
+        FEATURES,
+        MODEL,
+        TrainConfig(epochs=40, patience=2, lr=1e-2),
+        log=lambda _: None,
+    )
+    history = fit.transformer.history
+    assert fit.transformer.stopped_early and len(history) < 40
+    assert fit.transformer.best_val_loss == min(h["val_loss"] for h in history)
+    assert len(history) - 1 - fit.transformer.best_epoch == 2
+
+
+def test_metrics_against_hand_computed_values() -> None:
+    from attnviz.features import Windows
+
+    windows = Windows(
+        x=np.zeros((4, 1, 8)),
+        next_return=np.array([0.01, -0.02, 0.03, -0.01]),
+        direction=np.array([1.0, 0.0, 1.0, 0.0]),
+        future_vol=np.array([0.01, 0.01, 0.02, 0.02]),
+        trailing_vol=np.array([0.02, 0.02, 0.02, 0.02]),
+        end_ts=np.arange(4),
+    )
+    predicted = {
+        "ret": np.zeros(4),
+        "prob": np.array([0.9, 0.6, 0.4, 0.1]),
+        "vol": np.full(4, 0.01),
+    }
+    scores = metrics(predicted, windows)
+    assert scores["direction_accuracy"] == 0.5
+    assert scores["direction_f1"] == pytest.approx(0.5)
+    assert scores["direction_auc"] == pytest.approx(0.75)
+    assert scores["return_mae"] == pytest.approx(0.0175)
+    assert scores["vol_mse"] == pytest.approx(0.0001 / 2)
+    naive = metrics(naive_predictions(windows, up_rate=0.6), windows)
+    assert naive["direction_accuracy"] == 0.5 and naive["direction_auc"] == 0.5
+    assert naive["vol_mse"] == pytest.approx((0.0001 * 2 + 0) / 4)
+    assert math.isnan(auc(np.ones(3), np.arange(3)))
+
+
+def test_a_saved_model_loads_back_and_predicts_the_same(tmp_path) -> None:
+    from attnviz.train import TrainedModel
+
+    fit = fit_series(
+        [random_walk(600, seed=4)], FEATURES, MODEL, TrainConfig(epochs=1), log=lambda _: None
+    )
+    path = tmp_path / "models" / "m-v1.pt"
+    fit.trained.save(path)
+    assert [p.name for p in path.parent.iterdir()] == ["m-v1.pt"]  # no temporary left behind
+    loaded = TrainedModel.load(path)
+    assert loaded.feature_config == FEATURES and loaded.target_scale == fit.trained.target_scale
+    np.testing.assert_array_equal(
+        loaded.predict(fit.test)["ret"], fit.trained.predict(fit.test)["ret"]
+    )
+    weights = TRAIN.loss_weights
+    same_units = loaded.validation_loss(fit.val, weights, fit.trained.target_scale)
+    assert same_units == pytest.approx(fit.transformer.best_val_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("val_loss", "active", "status", "reason"),
+    [
+        (1.0, None, "active", "no comparable active model"),
+        (1.04, 1.0, "active", "within 5%"),
+        (1.06, 1.0, "rejected", "worse than the active model's 1.0000 by more than 5%"),
+        (math.nan, None, "rejected", "validation loss is nan"),
+        (math.inf, 1.0, "rejected", "validation loss is inf"),
+    ],
+)
+def test_promotion_rule(val_loss: float, active: float | None, status: str, reason: str) -> None:
+    from attnviz.train import promotion
+
+    decided, why = promotion(val_loss, active, margin=0.05)
+    assert decided == status and reason in why
+
+
+def test_pooled_series_are_split_each_on_its_own_then_joined() -> None:
+    from attnviz.train import split_series
+
+    one, two = random_walk(500, seed=5), random_walk(700, seed=6)
+    pooled = split_series([one, two], FEATURES)
+    alone = [split_series([bars], FEATURES) for bars in (one, two)]
+    for part in ("train", "val", "test"):
+        assert len(pooled[part]) == sum(len(a[part]) for a in alone)
+        np.testing.assert_array_equal(pooled[part].x, np.concatenate([a[part].x for a in alone]))
