@@ -42,6 +42,10 @@ def _run(args: argparse.Namespace) -> int:
         accuracy = row.metrics["transformer"]["direction_accuracy"]
         print(f"{row.name} v{version}: {row.status}, test accuracy {accuracy:.3f}")
         print(f"  {row.status_reason}")
+    for label, written in report.analytics.items():
+        print(
+            f"{label}: {written['attention_window']} windows analysed, {written['figures']} figures"
+        )
     return 0
 
 

@@ -1,7 +1,8 @@
-"""The nightly job: bring every series up to date, then retrain and register a model per series.
+"""The nightly job: bring every series up to date, retrain, and explain the active models.
 
-ingest -> validate -> train -> evaluate -> register. Training fans out as one task
-per model; registration runs one model at a time (the warehouse has one writer).
+ingest -> validate -> train -> evaluate -> register -> analyse -> render -> store.
+Training and analysis fan out as one task per model or series; everything that
+writes to the warehouse runs one at a time (DuckDB has one writer).
 """
 
 from dataclasses import asdict, dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from prefect import flow
 
+from attnviz.analysis import AnalysisConfig
 from attnviz.features import FeatureConfig
 from attnviz.model import ModelConfig
 from attnviz.series import SAMPLE_SERIES, Series
@@ -20,17 +22,25 @@ from flows.ingest import (
     ingest_series,
     recorded_run,
 )
-from tasks.train import read_training_bars, register_model, summarise_models, train
+from tasks.analyze import analyze_series, render, store, summarise_analysis
+from tasks.train import (
+    models_to_explain,
+    read_training_bars,
+    register_model,
+    summarise_models,
+    train,
+)
 from warehouse.bars import SeriesLoad
 from warehouse.models import ModelRow
 
 
 @dataclass
 class NightlyReport:
-    """What a nightly run did: the loads per series and the model versions it registered."""
+    """What a nightly run did: loads, model versions registered, analytics rows written."""
 
     loads: list[SeriesLoad]
     models: list[tuple[int, ModelRow]]
+    analytics: dict[str, dict[str, int]]
 
 
 def model_groups(series: list[Series], pool: bool) -> dict[str, list[Series]]:
@@ -55,6 +65,7 @@ def nightly(
     model: ModelConfig = ModelConfig(),  # noqa: B008
     training: TrainConfig = TrainConfig(),  # noqa: B008
     promotion_margin: float = 0.05,
+    analysis: AnalysisConfig = AnalysisConfig(),  # noqa: B008
 ) -> NightlyReport:
     """Incrementally ingest and validate every series, then retrain and register models.
 
@@ -74,6 +85,8 @@ def nightly(
         Window, architecture and training settings.
     promotion_margin
         A new model replaces the active one unless its validation loss is worse by more than this.
+    analysis
+        Thresholds and batch size of the attention analytics.
     """
     as_of = as_of or datetime.now(UTC)
     parameters = {
@@ -86,6 +99,7 @@ def nightly(
         "model": asdict(model),
         "training": asdict(training),
         "promotion_margin": promotion_margin,
+        "analysis": asdict(analysis),
     }
     with recorded_run("nightly", parameters, as_of) as run_id:
         loads = ingest_series(
@@ -108,4 +122,18 @@ def nightly(
             for name, fit in fits.items()
         ]
         summarise_models(registered)
-        return NightlyReport(loads=loads, models=registered)
+
+        explained = {name: models_to_explain(name) for name in groups}
+        analyses = {
+            one: (explained[name][0], analyze_series.submit(one, *explained[name], analysis))
+            for name, group in groups.items()
+            for one in group
+        }
+        results, written = [], {}
+        for one, (active, future) in analyses.items():
+            result, bars = future.result()
+            figures = render(run_id, one, result, bars)
+            written[one.label] = store(run_id, one, active, result, figures)
+            results.append((one, result, figures))
+        summarise_analysis(results)
+        return NightlyReport(loads=loads, models=registered, analytics=written)

@@ -2,6 +2,7 @@
 
 from contextlib import closing
 from dataclasses import asdict
+from typing import Any
 
 import polars as pl
 from prefect import task
@@ -16,7 +17,7 @@ from attnviz.series import Series
 from attnviz.train import FitResult, TrainConfig, TrainedModel, fit_series, metrics, promotion
 from warehouse.bars import read_bars
 from warehouse.db import connect
-from warehouse.models import ModelRow, active_model, next_version, register
+from warehouse.models import ModelRow, active_model, next_version, previous_active, register
 
 
 @task(name="read-bars", task_run_name="read {series.label}", cache_policy=NO_CACHE)
@@ -115,3 +116,13 @@ def summarise_models(registered: list[tuple[int, ModelRow]]) -> str:
         markdown, key="model-summary", description="Nightly models vs baselines"
     )
     return markdown
+
+
+@task(name="models-to-explain", task_run_name="models to explain {name}")
+def models_to_explain(name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The active version of ``name`` and the one active before it, as registry rows."""
+    with closing(connect()) as con:
+        active = active_model(con, name)
+        if active is None:
+            raise RuntimeError(f"no active model named {name!r} to explain")
+        return active, previous_active(con, name, active["version"])

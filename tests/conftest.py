@@ -3,7 +3,7 @@
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # Prefect reads these when it is first imported: set them before any test module imports it.
@@ -13,6 +13,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -69,3 +70,26 @@ def make_bars(
 def bars() -> Callable[..., pl.DataFrame]:
     """Factory of clean received bars (see :func:`make_bars`)."""
     return make_bars
+
+
+def random_walk_bars(n: int, seed: int) -> pl.DataFrame:
+    """Hourly bars of a Gaussian random walk: the future is independent of the past."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    return pl.DataFrame(
+        {
+            "ts": [datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(n)],
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n)),
+            "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n)),
+            "close": close,
+            "volume": rng.uniform(100, 1000, n),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def random_walk() -> Callable[[int, int], pl.DataFrame]:
+    """Factory of random-walk bars (see :func:`random_walk_bars`)."""
+    return random_walk_bars

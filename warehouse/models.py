@@ -80,3 +80,17 @@ def list_models(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         FROM models ORDER BY name, version DESC
         """,
     )
+
+
+def previous_active(
+    con: duckdb.DuckDBPyConnection, name: str, before: int
+) -> dict[str, Any] | None:
+    """The version active before version ``before`` of ``name`` (retired since), or ``None``."""
+    return query_row(
+        con,
+        """
+        SELECT * FROM models WHERE name = ? AND status = 'retired' AND version < ?
+        ORDER BY version DESC LIMIT 1
+        """,
+        [name, before],
+    )

@@ -1,5 +1,4 @@
 import math
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -15,23 +14,6 @@ MODEL = ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0)
 TRAIN = TrainConfig(epochs=6, batch_size=64, lr=3e-3, patience=3)
 
 
-def random_walk(n: int, seed: int) -> pl.DataFrame:
-    """Bars of a Gaussian random walk: the future is independent of the past."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    return pl.DataFrame(
-        {
-            "ts": [datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(n)],
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + rng.uniform(0, 0.003, n)),
-            "low": np.minimum(open_, close) * (1 - rng.uniform(0, 0.003, n)),
-            "close": close,
-            "volume": rng.uniform(100, 1000, n),
-        }
-    )
-
-
 def chance_bound(n: int) -> float:
     """Half-width of a 4-sigma band around 50% accuracy on n windows.
 
@@ -43,7 +25,7 @@ def chance_bound(n: int) -> float:
     return 4 * 0.5 / math.sqrt(n)
 
 
-def test_random_walk_direction_accuracy_is_indistinguishable_from_chance() -> None:
+def test_random_walk_direction_accuracy_is_indistinguishable_from_chance(random_walk) -> None:
     fit = fit_series([random_walk(3000, seed=1)], FEATURES, MODEL, TRAIN, log=lambda _: None)
     n_test = fit.windows["test"]
     assert n_test > 300
@@ -51,7 +33,9 @@ def test_random_walk_direction_accuracy_is_indistinguishable_from_chance() -> No
     assert abs(fit.metrics["lstm"]["direction_accuracy"] - 0.5) < chance_bound(n_test)
 
 
-def test_the_random_walk_test_catches_a_one_bar_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_random_walk_test_catches_a_one_bar_leak(
+    monkeypatch: pytest.MonkeyPatch, random_walk
+) -> None:
     """Leak r(t+1) into the inputs, as the chapter's code did, and the bound is blown."""
     import attnviz.features as features
 
@@ -67,7 +51,7 @@ def test_the_random_walk_test_catches_a_one_bar_leak(monkeypatch: pytest.MonkeyP
     )
 
 
-def test_training_is_deterministic_and_records_its_progress() -> None:
+def test_training_is_deterministic_and_records_its_progress(random_walk) -> None:
     bars = [random_walk(600, seed=2)]
     config = TrainConfig(epochs=2, batch_size=32)
     lines: list[str] = []
@@ -80,7 +64,7 @@ def test_training_is_deterministic_and_records_its_progress() -> None:
     assert len(first.transformer.history) == 2 and math.isfinite(first.transformer.best_val_loss)
 
 
-def test_early_stopping_keeps_the_best_epoch() -> None:
+def test_early_stopping_keeps_the_best_epoch(random_walk) -> None:
     fit = fit_series(
         [random_walk(800, seed=3)],
         FEATURES,
@@ -122,7 +106,7 @@ def test_metrics_against_hand_computed_values() -> None:
     assert math.isnan(auc(np.ones(3), np.arange(3)))
 
 
-def test_a_saved_model_loads_back_and_predicts_the_same(tmp_path) -> None:
+def test_a_saved_model_loads_back_and_predicts_the_same(tmp_path, random_walk) -> None:
     from attnviz.train import TrainedModel
 
     fit = fit_series(
@@ -158,7 +142,7 @@ def test_promotion_rule(val_loss: float, active: float | None, status: str, reas
     assert decided == status and reason in why
 
 
-def test_pooled_series_are_split_each_on_its_own_then_joined() -> None:
+def test_pooled_series_are_split_each_on_its_own_then_joined(random_walk) -> None:
     from attnviz.train import split_series
 
     one, two = random_walk(500, seed=5), random_walk(700, seed=6)

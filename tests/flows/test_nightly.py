@@ -97,6 +97,56 @@ def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason()
         assert v2[3]
 
 
+def test_nightly_explains_every_timestep_of_the_evaluation_period() -> None:
+    report = nightly(series=SAMPLE_SERIES[:1], **QUICK)
+    [(version, model)] = report.models
+    with closing(connect(read_only=True)) as con:
+        [(test_start,)] = con.execute("SELECT test_start FROM models").fetchall()
+        expected = (
+            con.execute(
+                "SELECT count(*) FROM bars WHERE symbol = 'AAPL' AND ts >= ? ", [test_start]
+            ).fetchall()[0][0]
+            - QUICK["features"].horizon
+        )
+        counts = {
+            table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            for table in (
+                "attention_window",
+                "attention_timestep",
+                "feature_attribution",
+                "position_importance",
+            )
+        }
+        figures = con.execute(
+            "SELECT kind, path, width, height FROM figures ORDER BY kind"
+        ).fetchall()
+        names = con.execute(
+            "SELECT DISTINCT model_name, model_version FROM attention_window"
+        ).fetchall()
+        latest = con.execute("SELECT count(*) FROM latest_attention_window").fetchall()[0][0]
+    assert (
+        counts["attention_window"]
+        == expected
+        == report.analytics["sample/AAPL/1d"]["attention_window"]
+    )
+    assert counts["attention_timestep"] == expected * 1 * (
+        2 + 1
+    )  # one layer, two heads and their mean
+    assert counts["feature_attribution"] == expected * 8 * 3
+    assert counts["position_importance"] == expected * 20 * 3
+    assert names == [(model.name, version)] and latest == expected
+    assert [kind for kind, *_ in figures] == [
+        "attention_grid",
+        "attribution",
+        "flow",
+        "heads",
+        "rollout",
+        "timeline",
+    ]
+    for _, path, width, height in figures:
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and width > 100 and height > 100
+
+
 def test_nightly_publishes_a_markdown_summary() -> None:
     state = nightly(series=SAMPLE_SERIES[:1], return_state=True, **QUICK)
     with get_client(sync_client=True) as client:

@@ -1,0 +1,187 @@
+"""Tasks of the attention analytics: analyse a series, render its figures, store it all."""
+
+from contextlib import closing
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from attnviz import config
+from attnviz.analysis import Analysis, AnalysisConfig, analyze, reference_confidence
+from attnviz.features import FEATURES, make_windows
+from attnviz.plots import RenderJob, render_jobs
+from attnviz.series import Series
+from attnviz.train import TrainedModel
+from warehouse.attention import store_analysis
+from warehouse.bars import read_bars
+from warehouse.db import connect
+
+
+@task(name="analyze", task_run_name="analyze {series.label}", cache_policy=NO_CACHE)
+def analyze_series(
+    series: Series,
+    active: dict[str, Any],
+    previous: dict[str, Any] | None,
+    settings: AnalysisConfig,
+) -> tuple[Analysis, pl.DataFrame]:
+    """Analyse the active model on the series' evaluation period; returns it and the bars.
+
+    The evaluation period is every window ending at or after the model's test start:
+    its test part and any bars that arrived since it was trained. Confidence is
+    calibrated against the windows of its training period.
+    """
+    with closing(connect()) as con:
+        bars = read_bars(con, *series.key)
+    trained = TrainedModel.load(active["checkpoint"])
+    windows = make_windows(bars, trained.feature_config)
+    ends = windows.end_ts.astype("datetime64[us]")
+    train = (ends >= _naive(active["train_start"])) & (ends <= _naive(active["train_end"]))
+    evaluation = ends >= _naive(active["test_start"])
+    reference = reference_confidence(trained, windows.take(np.flatnonzero(train)))
+    before = TrainedModel.load(previous["checkpoint"]) if previous else None
+    result = analyze(trained, windows.take(np.flatnonzero(evaluation)), reference, before, settings)
+    get_run_logger().info(
+        "%s: %d windows analysed with %s v%d",
+        series.label,
+        result.window.height,
+        active["name"],
+        active["version"],
+    )
+    return result, bars
+
+
+def _naive(moment: datetime) -> np.datetime64:
+    """A UTC datetime as the naive datetime64 that window end times use."""
+    return np.datetime64(moment.replace(tzinfo=None), "us")
+
+
+def _labels(
+    bars: pl.DataFrame, last: datetime, size: int, interval: str
+) -> tuple[list[str], pl.Series]:
+    """Tick labels of the ``size`` bars ending at ``last``, and their times."""
+    times = bars.filter(pl.col("ts") <= last)["ts"].tail(size)
+    fmt = "%Y-%m-%d" if interval in ("1d", "1w") else "%m-%d %H:%M"
+    return times.dt.strftime(fmt).to_list(), times
+
+
+@task(name="render", task_run_name="render {series.label}", cache_policy=NO_CACHE)
+def render(run_id: str, series: Series, analysis: Analysis, bars: pl.DataFrame) -> pl.DataFrame:
+    """Render the series' PNGs in a process pool; returns the ``figures`` rows."""
+    latest = analysis.latest
+    labels, times = _labels(bars, latest["ts"], latest["attention"].shape[-1], series.interval)
+    folder = (config.home() / "figures" / run_id / "_".join(series.key)).resolve()
+    title = f"{series.symbol} {series.interval}, window ending {labels[-1]}"
+    window = analysis.window.join(bars.select("ts", "close"), on="ts", how="left")
+    heads = analysis.heads
+    n_layers, n_heads = latest["attention"].shape[:2]
+    jobs = {
+        "attention_grid": {
+            "attention": latest["attention"],
+            "labels": labels,
+            "title": f"Attention: {title}",
+        },
+        "rollout": {
+            "rollout": latest["rollout"],
+            "labels": labels,
+            "title": f"Attention rollout: {title}",
+        },
+        "flow": {
+            "weights": latest["rollout"],
+            "labels": labels,
+            "title": f"Attention flow diagram (rollout): {title}",
+        },
+        "timeline": {
+            "ts": window["ts"].dt.replace_time_zone(None).to_numpy(),
+            "close": window["close"].to_numpy(),
+            "confidence": window["calibrated_confidence"].to_numpy(),
+            "collapse": window["collapse"].to_numpy(),
+            "regime": window["regime_change"].to_numpy(),
+            "title": f"{series.symbol} {series.interval}: calibrated confidence, evaluation period",
+        },
+        "attribution": {
+            "features": list(FEATURES),
+            "scores": latest["scores"],
+            "title": f"Feature attribution by method: {title}",
+        },
+        "heads": {
+            "specialisation": heads.filter(pl.col("head") == 0)["specialisation"].to_numpy(),
+            "head_confidence": heads["mean_confidence"].to_numpy().reshape(n_layers, n_heads),
+            "patterns": heads["dominant_pattern"].to_numpy().reshape(n_layers, n_heads).tolist(),
+            "title": f"{series.symbol} {series.interval}: heads over the evaluation period",
+        },
+    }
+    sizes = render_jobs(
+        [RenderJob(kind, folder / f"{kind}.png", kwargs) for kind, kwargs in jobs.items()]
+    )
+    spans = {
+        kind: (times[0], times[-1]) for kind in ("attention_grid", "rollout", "flow", "attribution")
+    }
+    period = (window["ts"][0], window["ts"][-1])
+    return pl.DataFrame(
+        {
+            "kind": list(jobs),
+            "layer": None,
+            "head": None,
+            "ts_start": [spans.get(kind, period)[0] for kind in jobs],
+            "ts_end": [spans.get(kind, period)[1] for kind in jobs],
+            "path": [str(folder / f"{kind}.png") for kind in jobs],
+            "width": [w for w, _ in sizes],
+            "height": [h for _, h in sizes],
+        },
+        schema_overrides={"layer": pl.Int32, "head": pl.Int32},
+    )
+
+
+@task(name="store-analysis", task_run_name="store {series.label}", cache_policy=NO_CACHE)
+def store(
+    run_id: str, series: Series, active: dict[str, Any], analysis: Analysis, figures: pl.DataFrame
+) -> dict[str, int]:
+    """Write the series' analytics and figure index in one transaction."""
+    frames = {
+        "attention_timestep": analysis.timestep,
+        "attention_window": analysis.window,
+        "feature_attribution": analysis.attribution,
+        "position_importance": analysis.positions,
+        "head_summary": analysis.heads,
+        "figures": figures,
+    }
+    with closing(connect()) as con:
+        return store_analysis(con, run_id, series.key, (active["name"], active["version"]), frames)
+
+
+@task(name="summarise-analysis")
+def summarise_analysis(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> str:
+    """Publish a markdown artifact: latest confidence, flags, top features, links to the PNGs."""
+    lines = [
+        "| series | latest window | calibrated confidence | collapse | regime changes "
+        "| top feature (rollout / IG) |",
+        "|---|---|---:|---|---:|---|",
+    ]
+    for series, analysis, _ in results:
+        last = analysis.window.row(-1, named=True)
+        top = {
+            method: FEATURES[int(np.argmax(scores))]
+            for method, scores in analysis.latest["scores"].items()
+        }
+        changes = int(analysis.window["regime_change"].sum())
+        lines.append(
+            f"| {series.label} | {last['ts']} | {last['calibrated_confidence']:.2f} "
+            f"| {'yes' if last['collapse'] else 'no'} | {changes} "
+            f"| {top['attention_rollout']} / {top['integrated_gradients']} |"
+        )
+    lines += ["", "**Figures**", ""]
+    for series, _, figures in results:
+        links = ", ".join(
+            f"[{kind}](file://{path})" for kind, path in figures.select("kind", "path").iter_rows()
+        )
+        lines.append(f"- {series.label}: {links}")
+    markdown = "\n".join(lines)
+    create_markdown_artifact(
+        markdown, key="attention-summary", description="Attention analytics per series"
+    )
+    return markdown
