@@ -151,6 +151,36 @@ def _long(
     return pl.concat(frames)
 
 
+def _importance(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    mixed: torch.Tensor,
+    config: AnalysisConfig,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """Position importance and feature scores of a batch by each method, and their agreement.
+
+    Returns (method -> (B, T) position scores, method -> (B, F) feature scores, (B,) Spearman
+    correlation of the rollout and Integrated-Gradients feature scores, NaN without IG).
+    """
+    roll = att.rollout_mixed(mixed)[:, -1, :]
+    positions = {"attention_rollout": roll}
+    if config.flow:
+        flow = attention_flow(mixed.double().numpy())
+        positions["attention_flow"] = torch.from_numpy(flow).float()
+    scores = {
+        "attention_rollout": attention_attribution(x, roll),
+        "attention_last_layer": attention_attribution(x, mean[:, -1, -1, :]),
+    }
+    agreement = torch.full((len(x),), torch.nan)
+    if config.ig_steps:
+        gradients = integrated_gradients(model, x, config.ig_steps)
+        scores["integrated_gradients"] = normalise(gradients.abs().sum(1))
+        positions["integrated_gradients"] = normalise(gradients.abs().sum(-1))
+        agreement = att.spearman(scores["attention_rollout"], scores["integrated_gradients"])
+    return positions, scores, agreement
+
+
 def _top_lags(positions: dict[str, torch.Tensor], method: str, k: int) -> list[list[int]]:
     """The k strongest lags of each window by ``method``, strongest first; empty if not computed."""
     if method not in positions:
@@ -216,21 +246,8 @@ def analyze(
             _timestep_rows(ts, a, mean, torch.cat([codes, codes_mean], 2), config.recent_k)
         )
 
-        roll = att.rollout_mixed(mixed)[:, -1, :]
-        positions = {"attention_rollout": roll}
-        if config.flow:
-            flow = attention_flow(mixed.double().numpy())
-            positions["attention_flow"] = torch.from_numpy(flow).float()
-        scores = {
-            "attention_rollout": attention_attribution(x, roll),
-            "attention_last_layer": attention_attribution(x, mean[:, -1, 0, -1, :]),
-        }
-        agreement = torch.full((len(x),), torch.nan)
-        if config.ig_steps:
-            gradients = integrated_gradients(model, x, config.ig_steps)
-            scores["integrated_gradients"] = normalise(gradients.abs().sum(1))
-            positions["integrated_gradients"] = normalise(gradients.abs().sum(-1))
-            agreement = att.spearman(scores["attention_rollout"], scores["integrated_gradients"])
+        positions, scores, agreement = _importance(model, x, mean[:, :, 0], mixed, config)
+        roll = positions["attention_rollout"]
         stability = att.consecutive_stability(roll, carry, config.top_k)
         carry = roll[-1]
         if x_before is not None:
