@@ -66,8 +66,8 @@ class AnalysisConfig:
 class Analysis:
     """Table rows of one series' evaluation period and the latest window's matrices.
 
-    ``latest`` holds ``attention`` (L, H, T, T), ``rollout`` and ``last_layer`` (T, T)
-    and ``scores`` (method -> (F,)) of the newest window.
+    ``latest`` holds ``attention`` (L, H, T, T), ``rollout`` (T, T) and ``scores``
+    (method -> (F,)) of the newest window.
     """
 
     timestep: pl.DataFrame
@@ -299,7 +299,6 @@ def analyze(
         latest={
             "attention": a[-1].numpy(),
             "rollout": att.rollout_mixed(mixed[-1:])[0].numpy(),
-            "last_layer": mean[-1, -1, 0].numpy(),
             "scores": {name: value[-1].numpy() for name, value in scores.items()},
             "ts": window["ts"][-1],
         },

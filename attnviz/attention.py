@@ -229,33 +229,42 @@ def sustained(condition: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def cusum_changes(
-    series: torch.Tensor, mean: float, std: float, k: float = 0.5, h: float = 5.0
+    series: torch.Tensor,
+    mean: float,
+    std: float,
+    k: float = 0.5,
+    h: float = 5.0,
+    relearn: int = 20,
 ) -> torch.Tensor:
     """Two-sided CUSUM change points of a 1-D series, starting from a reference mean and std.
 
     The standardised series z accumulates S+ = max(0, S+ + z - k) and
     S- = max(0, S- - z - k); an entry is flagged when either passes ``h``. With
     k = 0.5 and h = 5 a shift of one standard deviation is caught after about ten
-    windows, while a stable series raises a false alarm about once in 465 windows
-    per side (Montgomery, Introduction to Statistical Quality Control, ch. 9).
+    windows, and a stable series raises a false alarm about once in 930 windows
+    per side, 465 for both (Montgomery, Introduction to Statistical Quality
+    Control, ch. 9).
 
-    After an alarm the reference mean moves to the series' mean since the change
-    began (the last time the alarming sum was 0) and both sums restart, so a lasting
-    shift raises one alarm rather than one every few windows.
+    After an alarm the level is learnt anew: the next ``relearn`` entries raise no
+    alarm, and their mean becomes the reference. A lasting shift so raises one
+    alarm instead of one every few windows, and the new reference, a mean of
+    ``relearn`` entries, is off by only std / sqrt(relearn).
     """
-    values = series.tolist()
-    flags = [False] * len(values)
+    flags = []
     upper = lower = 0.0
-    up_from = low_from = 0
-    for index, value in enumerate(values):
+    learning: list[float] | None = None  # entries seen since the last alarm, while relearning
+    for value in series.tolist():
+        if learning is not None:
+            learning.append(value)
+            if len(learning) == relearn:
+                mean, learning = sum(learning) / relearn, None
+            flags.append(False)
+            continue
         z = (value - mean) / max(std, 1e-12)
         upper, lower = max(0.0, upper + z - k), max(0.0, lower - z - k)
-        up_from = index + 1 if upper == 0 else up_from
-        low_from = index + 1 if lower == 0 else low_from
-        if upper > h or lower > h:
-            flags[index] = True
-            began = up_from if upper > h else low_from
-            mean = sum(values[began : index + 1]) / (index + 1 - began)
+        alarm = upper > h or lower > h
+        if alarm:
             upper = lower = 0.0
-            up_from = low_from = index + 1
+            learning = []
+        flags.append(alarm)
     return torch.tensor(flags, dtype=torch.bool)

@@ -12,8 +12,6 @@ import torch
 from captum.attr import IntegratedGradients
 from torch import nn
 
-METHODS: tuple[str, ...] = ("attention_rollout", "attention_last_layer", "integrated_gradients")
-
 
 def normalise(scores: torch.Tensor) -> torch.Tensor:
     """Scale non-negative scores to sum to 1 over the last dimension."""

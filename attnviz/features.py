@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 FEATURES: tuple[str, ...] = (
     "log_return",  # ln(close_t / close_t-1)
     "volatility",  # std of log returns over the last vol_window bars
-    "rsi",  # Wilder's RSI over rsi_period bars, scaled to [0, 1]
+    "rsi",  # Wilder's RSI over rsi_period bars, scaled to [0, 1] (recursive, seeded at bar 1)
     "range",  # (high - low) / close: the bar's span
     "body",  # (close - open) / open: the bar's direction and size
     "volume_change",  # ln((volume_t + 1) / (volume_t-1 + 1)); +1 keeps zero-volume bars finite
@@ -82,8 +82,8 @@ def compute_features(bars: pl.DataFrame, config: FeatureConfig) -> pl.DataFrame:
         ``ts`` and :data:`FEATURES`; rows before ``config.warmup`` may hold nulls.
     """
     close, log_return = pl.col("close"), (pl.col("close") / pl.col("close").shift(1)).log()
-    gain = log_return.clip(lower_bound=0)
-    loss = (-log_return).clip(lower_bound=0)
+    change = close.diff()
+    gain, loss = change.clip(lower_bound=0), (-change).clip(lower_bound=0)
     wilder = {"alpha": 1 / config.rsi_period, "adjust": False}
     macd = close.ewm_mean(span=config.macd_fast, adjust=False) - close.ewm_mean(
         span=config.macd_slow, adjust=False

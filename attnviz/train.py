@@ -288,32 +288,45 @@ class TrainedModel:
 
 @dataclass
 class FitResult:
-    """A trained Transformer, its baselines' results, and the data it was judged on."""
+    """A trained Transformer, its baselines' results, and the data it was judged on.
+
+    ``ranges`` gives, per series (in the order trained on), the first and last window end
+    of each part: pooled series keep their own splits.
+    """
 
     trained: TrainedModel
     train_config: TrainConfig
     transformer: TrainResult
     lstm: TrainResult
     metrics: dict[str, dict[str, float]]
-    ranges: dict[str, tuple[np.datetime64, np.datetime64]]
+    ranges: list[dict[str, tuple[np.datetime64, np.datetime64]]]
     windows: dict[str, int]
     val: Windows
     test: Windows
 
 
-def split_series(bars: list[pl.DataFrame], config: FeatureConfig) -> dict[str, Windows]:
-    """Each series' windows split chronologically with embargo; parts of several series pool."""
+def split_series(
+    bars: list[pl.DataFrame], config: FeatureConfig
+) -> tuple[dict[str, Windows], list[dict[str, tuple[np.datetime64, np.datetime64]]]]:
+    """Each series' windows split chronologically with embargo; parts of several series pool.
+
+    Returns the pooled parts and, per series, the first and last window end of each part.
+    """
     parts: dict[str, list[Windows]] = {"train": [], "val": [], "test": []}
+    ranges = []
     for series in bars:
         windows = make_windows(series, config)
         split = chronological_split(len(windows), config.embargo)
+        own = {name: windows.take(getattr(split, name)) for name in parts}
         for name, part in parts.items():
-            part.append(windows.take(getattr(split, name)))
+            part.append(own[name])
+        ranges.append({name: (w.end_ts[0], w.end_ts[-1]) for name, w in own.items()})
     fields = Windows.__dataclass_fields__
-    return {
+    pooled = {
         name: Windows(*(np.concatenate([getattr(w, f) for w in part]) for f in fields))
         for name, part in parts.items()
     }
+    return pooled, ranges
 
 
 def fit_series(
@@ -330,7 +343,7 @@ def fit_series(
     bars
         Bars of each series to train on, oldest first (one frame per series).
     """
-    parts = split_series(bars, feature_config)
+    parts, ranges = split_series(bars, feature_config)
     scaler = Scaler.fit(parts["train"].x)
     target_scale = float(np.std(parts["train"].next_return)) or 1.0
     prepared = {name: Prepared.of(w, scaler, target_scale) for name, w in parts.items()}
@@ -356,7 +369,7 @@ def fit_series(
         transformer=results["transformer"][1],
         lstm=results["lstm"][1],
         metrics=scores,
-        ranges={name: (w.end_ts.min(), w.end_ts.max()) for name, w in parts.items()},
+        ranges=ranges,
         windows={name: len(w) for name, w in parts.items()},
         val=parts["val"],
         test=test,
@@ -373,6 +386,8 @@ def promotion(val_loss: float, active_val_loss: float | None, margin: float) -> 
         return "rejected", f"validation loss is {val_loss}"
     if active_val_loss is None:
         return "active", "no comparable active model"
+    if not math.isfinite(active_val_loss):
+        return "active", f"the active model's validation loss is {active_val_loss}"
     limit = active_val_loss * (1 + margin)
     if val_loss <= limit:
         return (

@@ -1,5 +1,6 @@
 """Tasks of the attention analytics: analyse a series, render its figures, store it all."""
 
+import json
 from contextlib import closing
 from datetime import datetime
 from typing import Any
@@ -31,19 +32,28 @@ def analyze_series(
 ) -> tuple[Analysis, pl.DataFrame]:
     """Analyse the active model on the series' evaluation period; returns it and the bars.
 
-    The evaluation period is every window ending at or after the model's test start:
-    its test part and any bars that arrived since it was trained. Confidence is
-    calibrated against the windows of its training period.
+    The evaluation period is every window of the series ending at or after its test
+    start in the model's split: its test part and any bars that arrived since the
+    model was trained. Confidence is calibrated against the series' training windows.
+    Attention moved across the retrain is measured only when the previous model reads
+    the same windows (same feature config).
     """
     with closing(connect()) as con:
         bars = read_bars(con, *series.key)
     trained = TrainedModel.load(active["checkpoint"])
     windows = make_windows(bars, trained.feature_config)
     ends = windows.end_ts.astype("datetime64[us]")
-    train = (ends >= _naive(active["train_start"])) & (ends <= _naive(active["train_end"]))
-    evaluation = ends >= _naive(active["test_start"])
-    reference = reference_confidence(trained, windows.take(np.flatnonzero(train)))
+    ranges = json.loads(active["series_ranges"])[series.label]
+    train_start, train_end = (np.datetime64(moment, "us") for moment in ranges["train"])
+    test_start = np.datetime64(ranges["test"][0], "us")
+    train = np.flatnonzero((ends >= train_start) & (ends <= train_end))
+    if len(train) == 0:
+        raise ValueError(f"{series.label}: no windows in the model's training period any more")
+    reference = reference_confidence(trained, windows.take(train))
     before = TrainedModel.load(previous["checkpoint"]) if previous else None
+    if before is not None and before.feature_config != trained.feature_config:
+        before = None
+    evaluation = ends >= test_start
     result = analyze(trained, windows.take(np.flatnonzero(evaluation)), reference, before, settings)
     get_run_logger().info(
         "%s: %d windows analysed with %s v%d",
@@ -53,11 +63,6 @@ def analyze_series(
         active["version"],
     )
     return result, bars
-
-
-def _naive(moment: datetime) -> np.datetime64:
-    """A UTC datetime as the naive datetime64 that window end times use."""
-    return np.datetime64(moment.replace(tzinfo=None), "us")
 
 
 def _labels(
@@ -172,7 +177,7 @@ def summarise_analysis(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> 
         lines.append(
             f"| {series.label} | {last['ts']} | {last['calibrated_confidence']:.2f} "
             f"| {'yes' if last['collapse'] else 'no'} | {changes} "
-            f"| {top['attention_rollout']} / {top['integrated_gradients']} |"
+            f"| {top['attention_rollout']} / {top.get('integrated_gradients', 'n/a')} |"
         )
     lines += ["", "**Figures**", ""]
     for series, _, figures in results:

@@ -69,7 +69,17 @@ def register_model(
         series=[one.label for one in series],
         interval=series[0].interval,
         run_id=run_id,
-        ranges={key: (start.item(), end.item()) for key, (start, end) in fit.ranges.items()},
+        ranges={
+            part: (
+                min(r[part][0] for r in fit.ranges).item(),
+                max(r[part][1] for r in fit.ranges).item(),
+            )
+            for part in ("train", "val", "test")
+        },
+        series_ranges={
+            one.label: {part: (str(start), str(end)) for part, (start, end) in own.items()}
+            for one, own in zip(series, fit.ranges, strict=True)
+        },
         windows=fit.windows,
         hyperparameters={
             "model": asdict(fit.trained.model.config),

@@ -20,6 +20,7 @@ class ModelRow:
     interval: str
     run_id: str
     ranges: dict[str, tuple[datetime, datetime]]
+    series_ranges: dict[str, dict[str, tuple[str, str]]]  # label -> part -> ISO times (UTC)
     windows: dict[str, int]
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
@@ -56,12 +57,13 @@ def register(con: duckdb.DuckDBPyConnection, row: ModelRow, version: int) -> Non
         con.execute(
             """
             INSERT INTO models VALUES
-                (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)
+                (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)
             """,
             [
                 row.name, version, row.series, row.interval, row.run_id,
                 *row.ranges["train"], *row.ranges["val"], *row.ranges["test"],
-                json.dumps(row.windows), json.dumps(row.hyperparameters), json.dumps(row.metrics),
+                json.dumps(row.series_ranges), json.dumps(row.windows),
+                json.dumps(row.hyperparameters), json.dumps(row.metrics),
                 row.val_loss, row.previous_val_loss, row.checkpoint, row.status, row.status_reason,
             ],
         )  # fmt: skip

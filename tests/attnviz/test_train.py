@@ -133,6 +133,7 @@ def test_a_saved_model_loads_back_and_predicts_the_same(tmp_path, random_walk) -
         (1.06, 1.0, "rejected", "worse than the active model's 1.0000 by more than 5%"),
         (math.nan, None, "rejected", "validation loss is nan"),
         (math.inf, 1.0, "rejected", "validation loss is inf"),
+        (0.5, math.nan, "active", "the active model's validation loss is nan"),
     ],
 )
 def test_promotion_rule(val_loss: float, active: float | None, status: str, reason: str) -> None:
@@ -146,8 +147,10 @@ def test_pooled_series_are_split_each_on_its_own_then_joined(random_walk) -> Non
     from attnviz.train import split_series
 
     one, two = random_walk(500, seed=5), random_walk(700, seed=6)
-    pooled = split_series([one, two], FEATURES)
-    alone = [split_series([bars], FEATURES) for bars in (one, two)]
+    pooled, ranges = split_series([one, two], FEATURES)
+    alone = [split_series([bars], FEATURES)[0] for bars in (one, two)]
+    assert ranges == [split_series([bars], FEATURES)[1][0] for bars in (one, two)]
+    assert ranges[0]["test"] != ranges[1]["test"]  # each series keeps its own split
     for part in ("train", "val", "test"):
         assert len(pooled[part]) == sum(len(a[part]) for a in alone)
         np.testing.assert_array_equal(pooled[part].x, np.concatenate([a[part].x for a in alone]))

@@ -15,6 +15,11 @@ def row(status: str, val_loss: float = 1.0) -> ModelRow:
         interval="1d",
         run_id="run",
         ranges={part: (DAY, DAY) for part in ("train", "val", "test")},
+        series_ranges={
+            "sample/AAPL/1d": {
+                part: ("2024-01-01T00:00:00",) * 2 for part in ("train", "val", "test")
+            }
+        },
         windows={"train": 10, "val": 2, "test": 2},
         hyperparameters={"model": {"d_model": 16}},
         metrics={"transformer": {"direction_accuracy": 0.5}, "lstm": {"direction_accuracy": 0.51}},

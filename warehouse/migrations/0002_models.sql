@@ -6,12 +6,13 @@ CREATE TABLE models (
     series            VARCHAR[]   NOT NULL,  -- labels of the series it was trained on
     interval          VARCHAR     NOT NULL,
     run_id            VARCHAR     NOT NULL,  -- the run that trained it
-    train_start       TIMESTAMPTZ NOT NULL,  -- bar time of the first and last window end of each split
+    train_start       TIMESTAMPTZ NOT NULL,  -- first and last window end of each split, over all series
     train_end         TIMESTAMPTZ NOT NULL,
     val_start         TIMESTAMPTZ NOT NULL,
     val_end           TIMESTAMPTZ NOT NULL,
     test_start        TIMESTAMPTZ NOT NULL,
     test_end          TIMESTAMPTZ NOT NULL,
+    series_ranges     JSON        NOT NULL,  -- per series label: {"train": [start, end], "val": ..., "test": ...}
     windows           JSON        NOT NULL,  -- windows per split
     hyperparameters   JSON        NOT NULL,  -- model, feature and training configs
     metrics           JSON        NOT NULL,  -- test metrics: transformer, lstm, naive, previous_active
