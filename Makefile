@@ -7,9 +7,6 @@ BIN := $(VENV)/bin
 # Prefect's telemetry cannot reach its host offline; don't try.
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
-# A fixed glibc mmap threshold returns freed attention batches to the OS; without it the
-# heap keeps them and RSS creeps up during long analyses (see bench/analytics_speed.py).
-export MALLOC_MMAP_THRESHOLD_ := 65536
 
 .PHONY: install run test lint format clean
 

@@ -131,7 +131,7 @@ def main() -> None:
     quarter = args.windows // 4
     # glibc raises its mmap threshold as large blocks are freed, then serves them from a heap
     # that it does not shrink: RSS creeps up although nothing is held. A fixed threshold
-    # (MALLOC_MMAP_THRESHOLD_, which `make run` sets) shows what the analysis itself needs.
+    # (MALLOC_MMAP_THRESHOLD_) shows what the analysis itself needs.
     allocators = {
         "glibc default": {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"},
         "MALLOC_MMAP_THRESHOLD_=65536": {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"},

@@ -62,7 +62,7 @@ def register_model(
             results["previous_active"] = metrics(previous.predict(fit.test), fit.test)
     status, reason = promotion(fit.transformer.best_val_loss, previous_val_loss, margin)
 
-    path = config.home() / "models" / f"{name.replace('/', '_')}-v{version}.pt"
+    path = (config.home() / "models" / f"{name.replace('/', '_')}-v{version}.pt").resolve()
     fit.trained.save(path)
     row = ModelRow(
         name=name,
