@@ -111,10 +111,9 @@ def nightly(
             source_options=source_options,
         )
         groups = model_groups(series, pool)
+        bars = {one: read_training_bars(one) for one in series}
         fits = {
-            name: train.submit(
-                name, [read_training_bars(one) for one in group], features, model, training
-            )
+            name: train.submit(name, [bars[one] for one in group], features, model, training)
             for name, group in groups.items()
         }
         registered = [
@@ -125,14 +124,17 @@ def nightly(
 
         explained = {name: models_to_explain(name) for name in groups}
         analyses = {
-            one: (explained[name][0], analyze_series.submit(one, *explained[name], analysis))
+            one: (
+                explained[name][0],
+                analyze_series.submit(one, bars[one], *explained[name], analysis),
+            )
             for name, group in groups.items()
             for one in group
         }
         results, written = [], {}
         for one, (active, future) in analyses.items():
-            result, bars = future.result()
-            figures = render(run_id, one, result, bars)
+            result = future.result()
+            figures = render(run_id, one, result, bars[one])
             written[one.label] = store(run_id, one, active, result, figures)
             results.append((one, result, figures))
         summarise_analysis(results)

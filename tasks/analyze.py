@@ -19,18 +19,18 @@ from attnviz.plots import RenderJob, render_jobs
 from attnviz.series import Series
 from attnviz.train import TrainedModel
 from warehouse.attention import store_analysis
-from warehouse.bars import read_bars
 from warehouse.db import connect
 
 
 @task(name="analyze", task_run_name="analyze {series.label}", cache_policy=NO_CACHE)
 def analyze_series(
     series: Series,
+    bars: pl.DataFrame,
     active: dict[str, Any],
     previous: dict[str, Any] | None,
     settings: AnalysisConfig,
-) -> tuple[Analysis, pl.DataFrame]:
-    """Analyse the active model on the series' evaluation period; returns it and the bars.
+) -> Analysis:
+    """Analyse the active model on the series' evaluation period (``bars``: all its bars).
 
     The evaluation period is every window of the series ending at or after its test
     start in the model's split: its test part and any bars that arrived since the
@@ -38,8 +38,6 @@ def analyze_series(
     Attention moved across the retrain is measured only when the previous model reads
     the same windows (same feature config).
     """
-    with closing(connect()) as con:
-        bars = read_bars(con, *series.key)
     trained = TrainedModel.load(active["checkpoint"])
     windows = make_windows(bars, trained.feature_config)
     ends = windows.end_ts.astype("datetime64[us]")
@@ -62,7 +60,7 @@ def analyze_series(
         active["name"],
         active["version"],
     )
-    return result, bars
+    return result
 
 
 def _labels(
