@@ -8,11 +8,13 @@ latest window's matrices for the figures.
 """
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from attnviz import attention as att
 from attnviz.attribution import attention_attribution, integrated_gradients, normalise, ranks
@@ -49,17 +51,17 @@ class AnalysisConfig:
         Integrated Gradients path steps; 0 skips Integrated Gradients.
     """
 
-    batch_size: int = 256
-    recent_k: int = 5
-    top_k: int = 5
-    periods: tuple[int, ...] = (5, 24)
-    event_z: float = 2.0
-    collapse_floor: float = 0.05
-    collapse_run: int = 3
-    cusum_k: float = 0.5
-    cusum_h: float = 5.0
+    batch_size: Annotated[int, Field(ge=1)] = 256
+    recent_k: Annotated[int, Field(ge=1)] = 5
+    top_k: Annotated[int, Field(ge=1)] = 5
+    periods: tuple[Annotated[int, Field(ge=2)], ...] = (5, 24)
+    event_z: Annotated[float, Field(gt=0)] = 2.0
+    collapse_floor: Annotated[float, Field(ge=0, le=1)] = 0.05
+    collapse_run: Annotated[int, Field(ge=1)] = 3
+    cusum_k: Annotated[float, Field(ge=0)] = 0.5
+    cusum_h: Annotated[float, Field(gt=0)] = 5.0
     flow: bool = True
-    ig_steps: int = 32
+    ig_steps: Annotated[int, Field(ge=0)] = 32
 
 
 @dataclass

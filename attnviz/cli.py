@@ -9,9 +9,11 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import duckdb
     import polars as pl
 
 
@@ -72,12 +74,50 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backfill(args: argparse.Namespace) -> int:
+    from attnviz.series import SAMPLE_SERIES
+    from flows.backfill import backfill
+
+    series = [one for one in SAMPLE_SERIES if not args.symbols or one.symbol in args.symbols]
+    for label, written in backfill(as_of=args.as_of, series=series).items():
+        print(f"{label}: {written['attention_window']} windows analysed as of {args.as_of}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from attnviz import config
+    from flows.server import local_server
+
+    with ExitStack() as server:
+        if not os.environ.get("PREFECT_API_URL"):
+            log = config.home().resolve() / "prefect-server.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            # Set before Prefect is imported: it reads its settings then.
+            os.environ["PREFECT_API_URL"] = server.enter_context(local_server(args.port, log=log))
+            print(f"started a Prefect server: UI at http://127.0.0.1:{args.port} (log {log})")
+        from flows.serve import serve_deployments
+
+        print(f"serving on {os.environ['PREFECT_API_URL']}; Ctrl-C stops", flush=True)
+        serve_deployments(args.file)
+    return 0
+
+
+def _reader(args: argparse.Namespace) -> "duckdb.DuckDBPyConnection":
+    """A read-only connection: to the published snapshot, or with ``--live`` the live file."""
+    from attnviz import config
+    from warehouse.db import connect
+
+    return connect(None if args.live else config.snapshot_path(), read_only=True)
+
+
 def _sql(args: argparse.Namespace) -> int:
     from contextlib import closing
 
-    from warehouse.db import connect, query
+    from warehouse.db import query
 
-    with closing(connect(read_only=True)) as con:
+    with closing(_reader(args)) as con:
         _print_frame(query(con, args.query), args.format, args.max_rows)
     return 0
 
@@ -85,10 +125,9 @@ def _sql(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from contextlib import closing
 
-    from warehouse.db import connect
     from warehouse.models import list_models
 
-    with closing(connect(read_only=True)) as con:
+    with closing(_reader(args)) as con:
         _print_frame(list_models(con), args.format, args.max_rows)
     return 0
 
@@ -125,8 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the nightly flow once (sample data by default)")
-    run.add_argument("--as-of", type=_timestamp, help="stand at this moment (default: now)")
+    run.add_argument(
+        "--as-of", type=_timestamp, help="stand at this moment (default: the start of today, UTC)"
+    )
     run.set_defaults(handler=_run)
+
+    backfill = commands.add_parser(
+        "backfill", help="rebuild the attention tables of a past moment with the models active then"
+    )
+    backfill.add_argument("--as-of", type=_timestamp, required=True, help="the past moment")
+    backfill.add_argument("--symbols", nargs="+", help="sample series to rebuild (default: all)")
+    backfill.set_defaults(handler=_backfill)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the deployments of prefect.yaml on their schedules "
+        "(starts a local Prefect server if PREFECT_API_URL is not set)",
+    )
+    serve.add_argument("--file", type=Path, help="deployments file (default: prefect.yaml)")
+    serve.add_argument("--port", type=int, default=4200, help="port of the local server")
+    serve.set_defaults(handler=_serve)
 
     ingest = commands.add_parser("ingest", help="ingest and validate bars of one source")
     ingest.add_argument("--source", default="sample", choices=["sample", "files"])
@@ -149,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (sql, models):
         command.add_argument("--format", choices=["table", "csv", "json"], default="table")
         command.add_argument("--max-rows", type=int, default=50, help="rows shown as a table")
+        command.add_argument(
+            "--live",
+            action="store_true",
+            help="read the live warehouse instead of the snapshot published after the last run "
+            "(fails while a run is writing)",
+        )
     sql.set_defaults(handler=_sql)
     models.set_defaults(handler=_models)
     return parser

@@ -24,3 +24,14 @@ def warehouse_path() -> Path:
 def sample_dir() -> Path:
     """The committed sample bars: ``$ATTNVIZ_SAMPLE_DIR`` or ``data/sample`` in the repository."""
     return Path(os.environ.get("ATTNVIZ_SAMPLE_DIR", REPO_ROOT / "data" / "sample"))
+
+
+def snapshot_path() -> Path:
+    """The read-only copy readers query, published after each run (``<name>-snapshot.duckdb``)."""
+    live = warehouse_path()
+    return live.with_name(f"{live.stem}-snapshot{live.suffix}")
+
+
+def write_wait_seconds() -> float:
+    """Seconds a run waits for another's writes before it fails: ``$ATTNVIZ_WRITE_WAIT`` or 600."""
+    return float(os.environ.get("ATTNVIZ_WRITE_WAIT", "600"))

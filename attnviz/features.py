@@ -15,10 +15,12 @@ The rules that keep the future out:
 """
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
+from pydantic import Field
 
 FEATURES: tuple[str, ...] = (
     "log_return",  # ln(close_t / close_t-1)
@@ -46,14 +48,14 @@ class FeatureConfig:
         Look-backs of the features.
     """
 
-    seq_len: int = 60
-    horizon: int = 5
-    vol_window: int = 20
-    rsi_period: int = 14
-    ma_window: int = 20
-    macd_fast: int = 12
-    macd_slow: int = 26
-    macd_signal: int = 9
+    seq_len: Annotated[int, Field(ge=2, le=512)] = 60
+    horizon: Annotated[int, Field(ge=1)] = 5
+    vol_window: Annotated[int, Field(ge=2)] = 20
+    rsi_period: Annotated[int, Field(ge=2)] = 14
+    ma_window: Annotated[int, Field(ge=2)] = 20
+    macd_fast: Annotated[int, Field(ge=1)] = 12
+    macd_slow: Annotated[int, Field(ge=2)] = 26
+    macd_signal: Annotated[int, Field(ge=1)] = 9
 
     @property
     def warmup(self) -> int:

@@ -16,9 +16,11 @@ prediction, which is made from the last position (the query row q = T - 1).
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 
@@ -26,13 +28,13 @@ from torch import nn
 class ModelConfig:
     """Sizes of the Transformer (and of the LSTM baseline's hidden state)."""
 
-    input_dim: int = 8
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 3
-    dropout: float = 0.1
-    max_len: int = 512
-    ff_mult: int = 4
+    input_dim: Annotated[int, Field(ge=1)] = 8
+    d_model: Annotated[int, Field(ge=1)] = 64
+    n_heads: Annotated[int, Field(ge=1)] = 4
+    n_layers: Annotated[int, Field(ge=1)] = 3
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    max_len: Annotated[int, Field(ge=1)] = 512
+    ff_mult: Annotated[int, Field(ge=1)] = 4
 
 
 @dataclass

@@ -1,8 +1,21 @@
 """A series names one stream of bars; the nightly job works through a list of them."""
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from attnviz.bars import check_symbol, interval_duration
+
+
+def _interval(value: str) -> str:
+    interval_duration(value)
+    return value
+
+
+# Types of flow parameters: Prefect validates a run's parameters with them, so a
+# mistyped symbol or interval fails before any work starts, with the reason in the log.
+Symbol = Annotated[str, AfterValidator(check_symbol)]
+Interval = Annotated[str, AfterValidator(_interval)]
 
 
 class Series(BaseModel):
@@ -15,19 +28,8 @@ class Series(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     source: str = "sample"
-    symbol: str
-    interval: str = "1d"
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str) -> str:
-        return check_symbol(value)
-
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, value: str) -> str:
-        interval_duration(value)
-        return value
+    symbol: Symbol
+    interval: Interval = "1d"
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from scipy.stats import rankdata
 from torch import nn
 
@@ -45,12 +47,12 @@ class TrainConfig:
         Epochs without a better validation loss before training stops.
     """
 
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    grad_clip: float = 1.0
-    patience: int = 5
+    epochs: Annotated[int, Field(ge=1)] = 30
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-2
+    grad_clip: Annotated[float, Field(gt=0)] = 1.0
+    patience: Annotated[int, Field(ge=1)] = 5
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
 

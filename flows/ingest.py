@@ -6,38 +6,32 @@ A series that fails, or whose rejected share is over the limit, does not stop
 the others: their good bars load, and the run fails at the end naming it.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from prefect import flow
 from prefect.futures import PrefectFuture
+from pydantic import Field
 
-from attnviz.series import Series
+from attnviz.bars import interval_duration
+from attnviz.series import Interval, Series, Symbol
+from attnviz.sources import SourceName
 from tasks.ingest import fetch_bars, load, plan_fetch, summarise, validate
-from tasks.runs import close_run, open_run
+from tasks.runs import recorded_run, scheduled_as_of
 from warehouse.bars import SeriesLoad
 
 DEFAULT_MAX_REJECTED_SHARE = 0.05
 DEFAULT_MAX_STEP = 3.0
 DEFAULT_OVERLAP_BARS = 3
+DAILY_STOCKS = ["AAPL", "GOOG", "IBM", "MSFT"]
+
+# Validation limits, typed so that the Prefect UI refuses a value out of range.
+MaxStep = Annotated[float, Field(gt=1)]
+MaxRejectedShare = Annotated[float, Field(ge=0, le=1)]
 
 
 class IngestError(RuntimeError):
     """A run ended with series that failed or were rejected beyond the limit."""
-
-
-@contextmanager
-def recorded_run(flow_name: str, parameters: dict[str, Any], as_of: datetime) -> Iterator[str]:
-    """Open the run's row in ``runs``, and close it as succeeded or failed with the reason."""
-    run_id = open_run(flow_name, parameters, as_of)
-    try:
-        yield run_id
-    except BaseException as error:
-        close_run(run_id, "failed", f"{type(error).__name__}: {error}")
-        raise
-    close_run(run_id, "succeeded")
 
 
 def ingest_series(
@@ -49,6 +43,7 @@ def ingest_series(
     end: datetime | None = None,
     incremental: bool = True,
     overlap_bars: int = DEFAULT_OVERLAP_BARS,
+    lookback_bars: int | None = None,
     max_step: float = DEFAULT_MAX_STEP,
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     source_options: dict[str, dict[str, Any]] | None = None,
@@ -56,7 +51,10 @@ def ingest_series(
     """Fetch, validate and load every series; raise :class:`IngestError` if any went wrong."""
     fetches: dict[Series, PrefectFuture] = {}
     for one in series:
-        request = plan_fetch(one, as_of, start, end, incremental, overlap_bars)
+        first = start
+        if first is None and lookback_bars is not None:
+            first = as_of - lookback_bars * interval_duration(one.interval)
+        request = plan_fetch(one, as_of, first, end, incremental, overlap_bars)
         options = (source_options or {}).get(one.source, {})
         fetches[one] = fetch_bars.submit(one, request, options)
 
@@ -87,16 +85,17 @@ def ingest_series(
 
 @flow(name="ingest", flow_run_name="ingest {source} {interval}")
 def ingest(
-    source: str = "sample",
-    symbols: list[str] | None = None,
-    interval: str = "1d",
+    source: SourceName = "sample",
+    symbols: list[Symbol] | None = None,
+    interval: Interval = "1d",
     start: datetime | None = None,
     end: datetime | None = None,
     as_of: datetime | None = None,
     incremental: bool = True,
-    overlap_bars: int = DEFAULT_OVERLAP_BARS,
-    max_step: float = DEFAULT_MAX_STEP,
-    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+    overlap_bars: Annotated[int, Field(ge=0)] = DEFAULT_OVERLAP_BARS,
+    lookback_bars: Annotated[int, Field(ge=1)] | None = None,
+    max_step: MaxStep = DEFAULT_MAX_STEP,
+    max_rejected_share: MaxRejectedShare = DEFAULT_MAX_REJECTED_SHARE,
     source_options: dict[str, Any] | None = None,
 ) -> list[SeriesLoad]:
     """Ingest some symbols of one source and interval.
@@ -112,11 +111,15 @@ def ingest(
     start, end
         Bounds on bar-open time (``start <= ts < end``); ``None`` is unbounded.
     as_of
-        Only bars closed by then are taken (default now). The sample source replays history to it.
+        Only bars closed by then are taken. Default: the run's scheduled time floored to
+        the interval, so a retry or a second run in the same interval is the same work.
     incremental
         Resume from each series' newest stored bar (less ``overlap_bars``) instead of ``start``.
     overlap_bars
         Bars re-read before the watermark, to pick up revised bars.
+    lookback_bars
+        Without ``start``, how many intervals back from ``as_of`` a series with no stored
+        bars (or a full reload) starts; default: all the source has.
     max_step
         Largest allowed ratio between consecutive closes before a bar is flagged.
     max_rejected_share
@@ -124,12 +127,13 @@ def ingest(
     source_options
         Options of the source, e.g. ``{"path": "bars/", "timezone": "America/New_York"}``.
     """
-    as_of = as_of or datetime.now(UTC)
-    symbols = symbols or ["AAPL", "GOOG", "IBM", "MSFT"]
+    as_of = as_of or scheduled_as_of(interval_duration(interval))
+    symbols = symbols or DAILY_STOCKS
     parameters = {
         "source": source, "symbols": symbols, "interval": interval, "start": start, "end": end,
-        "incremental": incremental, "overlap_bars": overlap_bars, "max_step": max_step,
-        "max_rejected_share": max_rejected_share, "source_options": source_options,
+        "incremental": incremental, "overlap_bars": overlap_bars, "lookback_bars": lookback_bars,
+        "max_step": max_step, "max_rejected_share": max_rejected_share,
+        "source_options": source_options,
     }  # fmt: skip
     with recorded_run("ingest", parameters, as_of) as run_id:
         series = [Series(source=source, symbol=symbol, interval=interval) for symbol in symbols]
@@ -141,6 +145,7 @@ def ingest(
             end=end,
             incremental=incremental,
             overlap_bars=overlap_bars,
+            lookback_bars=lookback_bars,
             max_step=max_step,
             max_rejected_share=max_rejected_share,
             source_options={source: source_options or {}},

@@ -6,10 +6,12 @@ writes to the warehouse runs one at a time (DuckDB has one writer).
 """
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
+import polars as pl
 from prefect import flow
+from pydantic import Field
 
 from attnviz.analysis import AnalysisConfig
 from attnviz.features import FeatureConfig
@@ -19,10 +21,12 @@ from attnviz.train import TrainConfig
 from flows.ingest import (
     DEFAULT_MAX_REJECTED_SHARE,
     DEFAULT_MAX_STEP,
+    MaxRejectedShare,
+    MaxStep,
     ingest_series,
-    recorded_run,
 )
 from tasks.analyze import analyze_series, render, store, summarise_analysis
+from tasks.runs import recorded_run, scheduled_as_of
 from tasks.train import (
     models_to_explain,
     read_training_bars,
@@ -53,18 +57,45 @@ def model_groups(series: list[Series], pool: bool) -> dict[str, list[Series]]:
     return {"+".join(one.label for one in group): group for group in groups.values()}
 
 
+def explain(
+    run_id: str,
+    groups: dict[str, list[Series]],
+    bars: dict[Series, pl.DataFrame],
+    models: dict[str, tuple[dict[str, Any], dict[str, Any] | None]],
+    settings: AnalysisConfig,
+) -> dict[str, dict[str, int]]:
+    """Analyse, render and store every series with its group's (model, previous model).
+
+    Analyses fan out as tasks; rendering and storing run one series at a time as
+    each analysis finishes. Returns the rows written per series label and table.
+    """
+    analyses = {
+        one: (models[name][0], analyze_series.submit(one, bars[one], *models[name], settings))
+        for name, group in groups.items()
+        for one in group
+    }
+    results, written = [], {}
+    for one, (active, future) in analyses.items():
+        result = future.result()
+        figures = render(run_id, one, result, bars[one])
+        written[one.label] = store(run_id, one, active, result, figures)
+        results.append((one, result, figures))
+    summarise_analysis(results)
+    return written
+
+
 @flow(name="nightly")
 def nightly(
     series: list[Series] = SAMPLE_SERIES,
     as_of: datetime | None = None,
-    max_step: float = DEFAULT_MAX_STEP,
-    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+    max_step: MaxStep = DEFAULT_MAX_STEP,
+    max_rejected_share: MaxRejectedShare = DEFAULT_MAX_REJECTED_SHARE,
     source_options: dict[str, dict[str, Any]] | None = None,
     pool: bool = False,
     features: FeatureConfig = FeatureConfig(),  # noqa: B008 (frozen dataclass, safe as default)
     model: ModelConfig = ModelConfig(),  # noqa: B008
     training: TrainConfig = TrainConfig(),  # noqa: B008
-    promotion_margin: float = 0.05,
+    promotion_margin: Annotated[float, Field(ge=0)] = 0.05,
     analysis: AnalysisConfig = AnalysisConfig(),  # noqa: B008
 ) -> NightlyReport:
     """Incrementally ingest and validate every series, then retrain and register models.
@@ -74,7 +105,9 @@ def nightly(
     series
         The series to keep; default: the committed sample data.
     as_of
-        The moment the run stands at (default now); only bars closed by then enter.
+        The moment the run stands at; only bars closed by then are used. Default: the
+        start of the UTC day the run was scheduled on, so a retry or a second run that
+        day is the same work and replaces the first one's rows.
     max_step, max_rejected_share
         Validation limits, as in :func:`flows.ingest.ingest`.
     source_options
@@ -88,7 +121,7 @@ def nightly(
     analysis
         Thresholds and batch size of the attention analytics.
     """
-    as_of = as_of or datetime.now(UTC)
+    as_of = as_of or scheduled_as_of(timedelta(days=1))
     parameters = {
         "series": [one.model_dump() for one in series],
         "max_step": max_step,
@@ -111,31 +144,17 @@ def nightly(
             source_options=source_options,
         )
         groups = model_groups(series, pool)
-        bars = {one: read_training_bars(one) for one in series}
+        bars = {one: read_training_bars(one, as_of) for one in series}
         fits = {
             name: train.submit(name, [bars[one] for one in group], features, model, training)
             for name, group in groups.items()
         }
         registered = [
-            register_model(run_id, name, groups[name], fit.result(), promotion_margin)
+            register_model(run_id, as_of, name, groups[name], fit.result(), promotion_margin)
             for name, fit in fits.items()
         ]
         summarise_models(registered)
 
         explained = {name: models_to_explain(name) for name in groups}
-        analyses = {
-            one: (
-                explained[name][0],
-                analyze_series.submit(one, bars[one], *explained[name], analysis),
-            )
-            for name, group in groups.items()
-            for one in group
-        }
-        results, written = [], {}
-        for one, (active, future) in analyses.items():
-            result = future.result()
-            figures = render(run_id, one, result, bars[one])
-            written[one.label] = store(run_id, one, active, result, figures)
-            results.append((one, result, figures))
-        summarise_analysis(results)
+        written = explain(run_id, groups, bars, explained, analysis)
         return NightlyReport(loads=loads, models=registered, analytics=written)

@@ -1,7 +1,7 @@
 """Tasks of the attention analytics: analyse a series, render its figures, store it all."""
 
 import json
-from contextlib import closing
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from attnviz import config
@@ -18,11 +19,31 @@ from attnviz.features import FEATURES, make_windows
 from attnviz.plots import RenderJob, render_jobs
 from attnviz.series import Series
 from attnviz.train import TrainedModel
+from tasks.cache import CACHE_EXPIRATION, cache_key, file_digest, frame_digest
+from tasks.writer import open_warehouse
 from warehouse.attention import store_analysis
-from warehouse.db import connect
 
 
-@task(name="analyze", task_run_name="analyze {series.label}", cache_policy=NO_CACHE)
+def _analysis_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
+    active, previous = inputs["active"], inputs["previous"]
+    return cache_key(
+        "analyze",
+        inputs["series"].label,
+        frame_digest(inputs["bars"]),
+        file_digest(active["checkpoint"]),
+        active["series_ranges"],
+        file_digest(previous["checkpoint"]) if previous else None,
+        asdict(inputs["settings"]),
+    )
+
+
+@task(
+    name="analyze",
+    task_run_name="analyze {series.label}",
+    cache_key_fn=_analysis_cache_key,
+    cache_expiration=CACHE_EXPIRATION,
+    persist_result=True,
+)
 def analyze_series(
     series: Series,
     bars: pl.DataFrame,
@@ -36,7 +57,8 @@ def analyze_series(
     start in the model's split: its test part and any bars that arrived since the
     model was trained. Confidence is calibrated against the series' training windows.
     Attention moved across the retrain is measured only when the previous model reads
-    the same windows (same feature config).
+    the same windows (same feature config). Cached by the bars, the checkpoints'
+    bytes and the settings, like training.
     """
     trained = TrainedModel.load(active["checkpoint"])
     windows = make_windows(bars, trained.feature_config)
@@ -153,7 +175,7 @@ def store(
         "head_summary": analysis.heads,
         "figures": figures,
     }
-    with closing(connect()) as con:
+    with open_warehouse() as con:
         return store_analysis(con, run_id, series.key, (active["name"], active["version"]), frames)
 
 

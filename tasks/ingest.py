@@ -1,6 +1,5 @@
 """Tasks of ingestion: plan what to fetch, fetch it, validate it, load it, summarise it."""
 
-from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +13,8 @@ from attnviz.bars import BarDataError
 from attnviz.quality import Validation, validate_bars
 from attnviz.series import Series
 from attnviz.sources import BarRequest, make_source
+from tasks.writer import open_warehouse
 from warehouse.bars import SeriesLoad, close_before, resume_from, store_series
-from warehouse.db import connect
 
 
 @task(name="plan-fetch", task_run_name="plan {series.label}")
@@ -33,7 +32,7 @@ def plan_fetch(
     revised after we stored it is corrected.
     """
     if incremental:
-        with closing(connect()) as con:
+        with open_warehouse() as con:
             resume = resume_from(con, *series.key, overlap_bars)
         if resume is not None:
             start = resume if start is None else max(start, resume)
@@ -68,7 +67,7 @@ def validate(series: Series, received: pl.DataFrame, max_step: float) -> Validat
     previous_close = None
     first_ts = received["ts"].min()
     if first_ts is not None:
-        with closing(connect()) as con:
+        with open_warehouse() as con:
             previous_close = close_before(con, *series.key, first_ts)
     validation = validate_bars(received, series.interval, previous_close, max_step)
     for check in validation.checks.filter(~pl.col("success")).iter_rows(named=True):
@@ -81,7 +80,7 @@ def validate(series: Series, received: pl.DataFrame, max_step: float) -> Validat
 @task(name="load-bars", task_run_name="load {series.label}", cache_policy=NO_CACHE)
 def load(run_id: str, series: Series, validation: Validation) -> SeriesLoad:
     """Upsert the good bars and quarantine the rejected ones, in one transaction."""
-    with closing(connect()) as con:
+    with open_warehouse() as con:
         result = store_series(
             con, run_id, series.key, validation.good, validation.rejected, validation.checks
         )

@@ -1,13 +1,14 @@
 """Tasks of the nightly retrain: read bars, train, register the new version, summarise."""
 
-from contextlib import closing
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from attnviz import config
@@ -15,19 +16,48 @@ from attnviz.features import FeatureConfig
 from attnviz.model import ModelConfig
 from attnviz.series import Series
 from attnviz.train import FitResult, TrainConfig, TrainedModel, fit_series, metrics, promotion
+from tasks.cache import CACHE_EXPIRATION, cache_key, frame_digest
+from tasks.writer import open_warehouse
 from warehouse.bars import read_bars
-from warehouse.db import connect
-from warehouse.models import ModelRow, active_model, next_version, previous_active, register
+from warehouse.models import (
+    ModelRow,
+    active_at,
+    active_model,
+    next_version,
+    previous_active,
+    register,
+    unregister_run,
+)
 
 
 @task(name="read-bars", task_run_name="read {series.label}", cache_policy=NO_CACHE)
-def read_training_bars(series: Series) -> pl.DataFrame:
-    """Every stored bar of one series, oldest first."""
-    with closing(connect()) as con:
-        return read_bars(con, *series.key)
+def read_training_bars(series: Series, as_of: datetime) -> pl.DataFrame:
+    """Every stored bar of one series that had closed by ``as_of``, oldest first.
+
+    A run for a past as-of must not see the bars later runs stored since.
+    """
+    with open_warehouse() as con:
+        return read_bars(con, *series.key, closed_by=as_of)
 
 
-@task(name="train", task_run_name="train {name}", cache_policy=NO_CACHE)
+def _train_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
+    return cache_key(
+        "train",
+        inputs["name"],
+        [frame_digest(frame) for frame in inputs["bars"]],
+        asdict(inputs["features"]),
+        asdict(inputs["model"]),
+        asdict(inputs["training"]),
+    )
+
+
+@task(
+    name="train",
+    task_run_name="train {name}",
+    cache_key_fn=_train_cache_key,
+    cache_expiration=CACHE_EXPIRATION,
+    persist_result=True,
+)
 def train(
     name: str,
     bars: list[pl.DataFrame],
@@ -35,19 +65,35 @@ def train(
     model: ModelConfig,
     training: TrainConfig,
 ) -> FitResult:
-    """Train the Transformer and the LSTM baseline; one log line per epoch."""
+    """Train the Transformer and the LSTM baseline; one log line per epoch.
+
+    Cached by the bars' content and the configs: a retry or rerun on unchanged bars
+    reuses the trained models instead of training again.
+    """
     return fit_series(bars, features, model, training, log=get_run_logger().info)
 
 
 @task(name="register-model", task_run_name="register {name}", cache_policy=NO_CACHE)
 def register_model(
-    run_id: str, name: str, series: list[Series], fit: FitResult, margin: float
+    run_id: str,
+    as_of: datetime,
+    name: str,
+    series: list[Series],
+    fit: FitResult,
+    margin: float,
 ) -> tuple[int, ModelRow]:
-    """Judge the new model against the active one, save its checkpoint, record the version."""
+    """Judge the new model against the active one, save its checkpoint, record the version.
+
+    A rerun of the same work first undoes its earlier registration, so it is judged
+    against the same active model and takes the same version number.
+    """
     logger = get_run_logger()
-    with closing(connect()) as con:
+    with open_warehouse() as con:
+        replaced = unregister_run(con, name, run_id)
         active = active_model(con, name)
         version = next_version(con, name)
+    if replaced is not None:
+        logger.info("%s: this work registered v%d before; registering again", name, replaced)
 
     results = {key: fit.metrics[key] for key in ("transformer", "lstm", "naive")}
     previous_val_loss = None
@@ -96,8 +142,8 @@ def register_model(
         status=status,
         status_reason=reason,
     )
-    with closing(connect()) as con:
-        register(con, row, version)
+    with open_warehouse() as con:
+        register(con, row, version, as_of)
     logger.info("%s v%d: %s (%s)", name, version, status, reason)
     return version, row
 
@@ -129,10 +175,19 @@ def summarise_models(registered: list[tuple[int, ModelRow]]) -> str:
 
 
 @task(name="models-to-explain", task_run_name="models to explain {name}")
-def models_to_explain(name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The active version of ``name`` and the one active before it, as registry rows."""
-    with closing(connect()) as con:
-        active = active_model(con, name)
+def models_to_explain(
+    name: str, as_of: datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The version of ``name`` active now (or at ``as_of``) and the one before it.
+
+    Raises
+    ------
+    LookupError
+        If no version of ``name`` was active then.
+    """
+    with open_warehouse() as con:
+        active = active_model(con, name) if as_of is None else active_at(con, name, as_of)
         if active is None:
-            raise RuntimeError(f"no active model named {name!r} to explain")
+            when = "now" if as_of is None else f"at {as_of.isoformat()}"
+            raise LookupError(f"no version of model {name!r} was active {when}")
         return active, previous_active(con, name, active["version"])

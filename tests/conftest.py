@@ -93,3 +93,27 @@ def random_walk_bars(n: int, seed: int) -> pl.DataFrame:
 def random_walk() -> Callable[[int, int], pl.DataFrame]:
     """Factory of random-walk bars (see :func:`random_walk_bars`)."""
     return random_walk_bars
+
+
+def warehouse_state(database: Path) -> dict[str, tuple[int, set[tuple]]]:
+    """Per table: its row count and the set of its primary keys (every table has one)."""
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        keys = con.execute(
+            "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+            "WHERE constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+        return {
+            table: (
+                con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0],
+                set(con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()),
+            )
+            for table, columns in keys
+        }
+
+
+@pytest.fixture(scope="session")
+def state_of() -> Callable[[Path], dict[str, tuple[int, set[tuple]]]]:
+    """Counts and key sets of a warehouse file (see :func:`warehouse_state`)."""
+    return warehouse_state

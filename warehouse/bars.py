@@ -185,14 +185,21 @@ def close_before(
 
 
 def read_bars(
-    con: duckdb.DuckDBPyConnection, source: str, symbol: str, interval: str
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    symbol: str,
+    interval: str,
+    closed_by: datetime | None = None,
 ) -> pl.DataFrame:
-    """All stored bars of one series, oldest first."""
+    """The stored bars of one series, oldest first; with ``closed_by``, those closed by then."""
+    closed_by_open = None if closed_by is None else closed_by - interval_duration(interval)
     return query(
         con,
         """
         SELECT source, symbol, interval, ts, open, high, low, close, volume FROM bars
-        WHERE source = ? AND symbol = ? AND interval = ? ORDER BY ts
+        WHERE source = ? AND symbol = ? AND interval = ?
+          AND ts <= coalesce(?::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+        ORDER BY ts
         """,
-        [source, symbol, interval],
+        [source, symbol, interval, closed_by_open],
     )

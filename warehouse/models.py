@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from warehouse.db import query, query_row, transaction
+from warehouse.db import WarehouseError, query, query_row, transaction
 
 
 @dataclass(frozen=True)
@@ -43,21 +43,30 @@ def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
     ).fetchall()[0][0]
 
 
-def register(con: duckdb.DuckDBPyConnection, row: ModelRow, version: int) -> None:
-    """Insert a version; if it is ``active``, retire the previous active one in one transaction."""
+def register(con: duckdb.DuckDBPyConnection, row: ModelRow, version: int, as_of: datetime) -> None:
+    """Insert a version; if it is ``active``, retire the active one, in one transaction.
+
+    ``as_of`` is the logical time of the registering run: an active version is active
+    from then, and the version it replaces was active until then.
+    """
     with transaction(con):
         if row.status == "active":
             con.execute(
                 """
-                UPDATE models SET status = 'retired', status_reason = ?
+                UPDATE models SET status = 'retired', active_until = ?, retired_by = ?
                 WHERE name = ? AND status = 'active'
                 """,
-                [f"replaced by version {version}", row.name],
+                [as_of, row.run_id, row.name],
             )
         con.execute(
             """
-            INSERT INTO models VALUES
-                (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)
+            INSERT INTO models (
+                name, version, series, interval, run_id,
+                train_start, train_end, val_start, val_end, test_start, test_end,
+                series_ranges, windows, hyperparameters, metrics,
+                val_loss, previous_val_loss, checkpoint, created_at, status, status_reason,
+                active_from)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)
             """,
             [
                 row.name, version, row.series, row.interval, row.run_id,
@@ -65,8 +74,60 @@ def register(con: duckdb.DuckDBPyConnection, row: ModelRow, version: int) -> Non
                 json.dumps(row.series_ranges), json.dumps(row.windows),
                 json.dumps(row.hyperparameters), json.dumps(row.metrics),
                 row.val_loss, row.previous_val_loss, row.checkpoint, row.status, row.status_reason,
+                as_of if row.status == "active" else None,
             ],
         )  # fmt: skip
+
+
+def unregister_run(con: duckdb.DuckDBPyConnection, name: str, run_id: str) -> int | None:
+    """Undo what run ``run_id`` did to the versions of ``name``; returns the version it removed.
+
+    A rerun of the same work calls this first, so it judges its new model against
+    the model that was active before the work first ran, and registers the same
+    version number again. Refused when a later run has registered a version since:
+    undoing would rewrite what that run was judged against.
+    """
+    with transaction(con):
+        mine = query_row(
+            con, "SELECT version FROM models WHERE name = ? AND run_id = ?", [name, run_id]
+        )
+        if mine is None:
+            return None
+        later = query_row(
+            con,
+            "SELECT version, run_id FROM models WHERE name = ? AND version > ? ORDER BY version",
+            [name, mine["version"]],
+        )
+        if later is not None:
+            raise WarehouseError(
+                f"{name} v{mine['version']} was registered by {run_id}, and run "
+                f"{later['run_id']} registered v{later['version']} since: rerunning this work "
+                "would rewrite the registry's history; rebuild that day's attention tables "
+                "with the backfill flow instead"
+            )
+        con.execute("DELETE FROM models WHERE name = ? AND run_id = ?", [name, run_id])
+        con.execute(
+            """
+            UPDATE models SET status = 'active', active_until = NULL, retired_by = NULL
+            WHERE name = ? AND retired_by = ?
+            """,
+            [name, run_id],
+        )
+    return mine["version"]
+
+
+def active_at(con: duckdb.DuckDBPyConnection, name: str, as_of: datetime) -> dict[str, Any] | None:
+    """The version of ``name`` that was active at logical time ``as_of``, or ``None``."""
+    return query_row(
+        con,
+        """
+        SELECT * FROM models
+        WHERE name = ? AND status <> 'rejected'
+          AND active_from <= ? AND (active_until IS NULL OR active_until > ?)
+        ORDER BY version DESC LIMIT 1
+        """,
+        [name, as_of, as_of],
+    )
 
 
 def list_models(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

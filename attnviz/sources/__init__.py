@@ -1,7 +1,7 @@
 """Bar sources, one module each, behind one interface (:class:`BarSource`)."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from attnviz.bars import BarDataError
 from attnviz.sources.base import BarRequest, BarSource
@@ -10,7 +10,10 @@ from attnviz.sources.sample import SampleSource
 
 SOURCES: dict[str, type] = {"sample": SampleSource, "files": FileSource}
 
-__all__ = ["SOURCES", "BarRequest", "BarSource", "make_source"]
+# The names as a type, so a flow parameter of this type is a drop-down in the Prefect UI.
+SourceName = Literal["sample", "files"]
+
+__all__ = ["SOURCES", "BarRequest", "BarSource", "SourceName", "make_source"]
 
 
 def make_source(name: str, options: Mapping[str, Any] | None = None) -> BarSource:

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from attnviz import config
 from attnviz.cli import main
 from attnviz.quality import validate_bars
 from warehouse.bars import store_series
 from warehouse.db import connect
+from warehouse.snapshot import publish_snapshot
 
 
 def test_help_imports_no_heavy_package() -> None:
@@ -21,11 +23,16 @@ def test_help_imports_no_heavy_package() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def publish() -> None:
+    assert publish_snapshot(config.warehouse_path(), config.snapshot_path(), wait=1)
+
+
 @pytest.fixture
 def filled(bars) -> None:
     with closing(connect()) as con:
         result = validate_bars(bars(4, symbol="XYZ"), "1d")
         store_series(con, "r1", ("test", "XYZ", "1d"), result.good, result.rejected, result.checks)
+    publish()
 
 
 @pytest.mark.usefixtures("filled")
@@ -61,8 +68,23 @@ def test_errors_exit_non_zero_with_one_clear_line(
     assert err.startswith("attnviz sql: WarehouseError: no warehouse at") and err.count("\n") == 1
 
 
+@pytest.mark.usefixtures("filled")
+def test_sql_reads_the_published_snapshot_unless_asked_for_the_live_file(
+    bars, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with closing(connect()) as con:
+        result = validate_bars(bars(2, symbol="NEW"), "1d")
+        store_series(con, "r2", ("test", "NEW", "1d"), result.good, result.rejected, result.checks)
+    query = "select count(distinct symbol) as n from bars"
+    assert main(["sql", query, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "1"]
+    assert main(["sql", query, "--format", "csv", "--live"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n", "2"]
+
+
 def test_models_lists_versions(capsys: pytest.CaptureFixture[str]) -> None:
     connect().close()
+    publish()
     assert main(["models", "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("name,version,status,val_loss,test_accuracy")
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.exceptions import ParameterTypeError
 
 from flows.ingest import IngestError, ingest
 from warehouse.db import connect
@@ -98,11 +99,25 @@ def test_unknown_symbol_fails_clearly_without_stopping_the_others() -> None:
 
 
 @pytest.mark.parametrize("symbol", ["../../x", "A'; DROP TABLE bars;--"])
-def test_hostile_symbols_are_refused_and_recorded(symbol: str, warehouse_home: Path) -> None:
-    with pytest.raises(Exception, match="invalid symbol"):
+def test_hostile_symbols_are_refused_before_any_work(symbol: str, warehouse_home: Path) -> None:
+    # Prefect validates the parameters against the flow's types, so the run fails with
+    # the reason in its log before it opens the warehouse or builds a path.
+    with pytest.raises(ParameterTypeError, match=r"symbols\.0: Value error, invalid symbol"):
         ingest(symbols=[symbol])
-    [(status, message, parameters)] = sql("SELECT status, message, parameters FROM runs")
-    assert status == "failed" and "invalid symbol" in message
-    assert json.loads(parameters)["symbols"] == [symbol]
-    assert sql("SELECT count(*) FROM bars") == [(0,)]
-    assert sorted(p.name for p in warehouse_home.iterdir()) == ["warehouse.duckdb"]
+    assert not warehouse_home.exists()
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"),
+    [
+        ({"interval": "7q"}, "interval"),
+        ({"max_rejected_share": 1.5}, "max_rejected_share"),
+        ({"overlap_bars": -1}, "overlap_bars"),
+        ({"source": "nope"}, "source"),
+    ],
+)
+def test_out_of_range_parameters_are_refused_naming_the_field(
+    parameters: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ParameterTypeError, match=rf"\b{field}: "):
+        ingest(**parameters)

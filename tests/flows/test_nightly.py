@@ -1,5 +1,5 @@
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,9 @@ QUICK = {
 }
 
 
+DAY = datetime(2030, 1, 1, tzinfo=UTC)
+
+
 def table_counts() -> dict[str, int]:
     with closing(connect(read_only=True)) as con:
         return {
@@ -46,7 +49,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
         for s in SAMPLE_SERIES
     }
 
-    first = nightly(**QUICK).loads
+    first = nightly(as_of=datetime(2030, 1, 1, tzinfo=UTC), **QUICK).loads
     with closing(connect(read_only=True)) as con:
         stored = dict(
             ((symbol, interval), n)
@@ -62,7 +65,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
     ]
     after_first = table_counts()
 
-    second = nightly(**QUICK).loads
+    second = nightly(as_of=datetime(2030, 1, 2, tzinfo=UTC), **QUICK).loads
     assert table_counts()["bars"] == after_first["bars"]
     assert all(load.new_bars == 0 and load.revised_bars == 0 for load in second)
     # Incremental: the second run re-read only the overlap, not the history.
@@ -73,13 +76,13 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
 
 
 def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason() -> None:
-    first = nightly(series=SAMPLE_SERIES[:2], **QUICK)
+    first = nightly(series=SAMPLE_SERIES[:2], as_of=DAY, **QUICK)
     assert [(version, row.status) for version, row in first.models] == [
         (1, "active"),
         (1, "active"),
     ]
     assert all(Path(row.checkpoint).exists() for _, row in first.models)
-    second = nightly(series=SAMPLE_SERIES[:2], **QUICK)
+    second = nightly(series=SAMPLE_SERIES[:2], as_of=DAY + timedelta(days=1), **QUICK)
     with closing(connect(read_only=True)) as con:
         rows = con.execute(
             "SELECT name, version, status, status_reason, previous_val_loss "

@@ -49,7 +49,7 @@ def frames(confidence: float) -> dict[str, pl.DataFrame]:
 def test_a_rerun_replaces_its_rows_and_views_show_the_newest_run() -> None:
     with closing(connect()) as con:
         for run in ("r1", "r2"):
-            start_run(con, run, "nightly", {}, TS[0])
+            start_run(con, run, f"flow-{run}", "nightly", {}, TS[0])
         store_analysis(con, "r1", SERIES, ("sample/AAPL/1d", 1), frames(0.1))
         store_analysis(con, "r1", SERIES, ("sample/AAPL/1d", 1), frames(0.2))  # rerun of r1
         assert con.execute(
@@ -69,7 +69,7 @@ def test_a_rerun_replaces_its_rows_and_views_show_the_newest_run() -> None:
 
 def test_a_failed_write_leaves_the_previous_rows() -> None:
     with closing(connect()) as con:
-        start_run(con, "r1", "nightly", {}, TS[0])
+        start_run(con, "r1", "flow-r1", "nightly", {}, TS[0])
         store_analysis(con, "r1", SERIES, ("m", 1), frames(0.1))
         broken = frames(0.2)
         broken["position_importance"] = broken["position_importance"].with_columns(

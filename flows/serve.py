@@ -1,0 +1,62 @@
+"""Serve the deployments declared in ``prefect.yaml`` from one process (Prefect's serve).
+
+The same file drives both ways of running attnviz: ``prefect deploy --all`` with a
+worker, and ``attnviz serve``, which reads the deployments' entrypoints,
+parameters, schedules, tags and descriptions from it, so the two never drift apart.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.flows import load_flow_from_entrypoint
+from prefect.schedules import Cron, Interval, Schedule
+
+from attnviz import config
+
+DEPLOYMENTS_FILE = config.REPO_ROOT / "prefect.yaml"
+
+
+def _schedule(spec: dict[str, Any]) -> Schedule:
+    timezone = spec.get("timezone", "UTC")
+    if "cron" in spec:
+        return Cron(spec["cron"], timezone=timezone)
+    if "interval" in spec:
+        return Interval(spec["interval"], timezone=timezone)
+    raise ValueError(f"schedule {spec} has neither cron nor interval")
+
+
+def load_deployments(path: Path = DEPLOYMENTS_FILE) -> list[RunnerDeployment]:
+    """The deployments of a ``prefect.yaml`` file, ready to serve.
+
+    Entrypoints are resolved against the repository root, where ``serve`` runs them.
+    """
+    spec = yaml.safe_load(path.read_text())
+    deployments = []
+    for entry in spec["deployments"]:
+        flow = load_flow_from_entrypoint(str(config.REPO_ROOT / entry["entrypoint"]))
+        deployments.append(
+            flow.to_deployment(
+                name=entry["name"],
+                description=entry.get("description"),
+                tags=entry.get("tags"),
+                parameters=entry.get("parameters"),
+                schedules=[_schedule(one) for one in entry.get("schedules", [])],
+            )
+        )
+    return deployments
+
+
+def serve_deployments(path: Path | None = None) -> None:
+    """Register the deployments with the Prefect server and run their flow runs until stopped.
+
+    ``path`` defaults to the repository's ``prefect.yaml``. Runs start in the repository
+    root; the warehouse path is fixed first, so a relative ``ATTNVIZ_HOME`` still means
+    the folder it meant where serve started.
+    """
+    os.environ["ATTNVIZ_HOME"] = str(config.home().resolve())
+    os.chdir(config.REPO_ROOT)
+    serve(*load_deployments(path or DEPLOYMENTS_FILE))

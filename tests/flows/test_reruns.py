@@ -1,0 +1,115 @@
+"""Reruns of the same logical work replace its rows; retries reuse finished steps; backfills."""
+
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from attnviz import config
+from attnviz.features import FeatureConfig
+from attnviz.model import ModelConfig
+from attnviz.series import Series
+from attnviz.train import TrainConfig
+from flows.backfill import backfill
+from flows.ingest import ingest
+from flows.nightly import nightly
+from warehouse.db import WarehouseError, connect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+QUICK = {
+    "features": FeatureConfig(seq_len=20, horizon=3),
+    "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
+    "training": TrainConfig(epochs=2, batch_size=128),
+}
+IBM = [Series(symbol="IBM")]
+
+
+def sql(query: str, params: list[Any] | None = None) -> list[tuple]:
+    with closing(connect(read_only=True)) as con:
+        return con.execute(query, params or []).fetchall()
+
+
+def task_states(flow_run_id: Any) -> dict[str, str]:
+    """Task name -> state name of one flow run's task runs."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {run.name.split(" ")[0]: run.state.name for run in runs}
+
+
+def test_an_identical_ingest_rerun_leaves_the_warehouse_as_one_run_did(state_of) -> None:
+    as_of = datetime(2005, 1, 1, tzinfo=UTC)
+    ingest(symbols=["IBM", "MSFT"], as_of=as_of)
+    once = state_of(config.warehouse_path())
+    ingest(symbols=["MSFT", "IBM"][::-1], as_of=as_of)
+    assert state_of(config.warehouse_path()) == once
+    assert sql("SELECT status, attempts FROM runs") == [("succeeded", 2)]
+
+
+def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(state_of) -> None:
+    as_of = datetime(2012, 1, 2, tzinfo=UTC)
+    nightly(series=IBM, as_of=as_of, **QUICK)
+    once = state_of(config.warehouse_path())
+    again = nightly(series=IBM, as_of=as_of, return_state=True, **QUICK)
+    assert state_of(config.warehouse_path()) == once
+    assert sql("SELECT version, status FROM models") == [(1, "active")]
+    states = task_states(again.state_details.flow_run_id)
+    assert states["train"] == "Cached" and states["analyze"] == "Cached"
+
+
+def test_a_retry_after_a_failure_resumes_without_training_again(
+    state_of, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_of = datetime(2012, 2, 1, tzinfo=UTC)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("tasks.analyze.store_analysis", broken)
+        with pytest.raises(OSError, match="disk full"):
+            nightly(series=IBM, as_of=as_of, **QUICK)
+    assert sql("SELECT status, message, attempts FROM runs") == [
+        ("failed", "OSError: disk full", 1)
+    ]
+
+    retry = nightly(series=IBM, as_of=as_of, return_state=True, **QUICK)
+    states = task_states(retry.state_details.flow_run_id)
+    assert states["train"] == "Cached" and states["analyze"] == "Cached"
+    assert sql("SELECT status, attempts FROM runs") == [("succeeded", 2)]
+    assert sql("SELECT version, status FROM models") == [(1, "active")]
+    assert sql("SELECT count(*) > 0 FROM attention_window") == [(True,)]
+
+
+def test_a_backfill_rebuilds_a_past_day_with_the_model_active_then(state_of) -> None:
+    first, second = datetime(2012, 6, 1, tzinfo=UTC), datetime(2013, 1, 1, tzinfo=UTC)
+    nightly(series=IBM, as_of=first, **QUICK)
+    nightly(series=IBM, as_of=second, promotion_margin=1e9, **QUICK)  # v2 replaces v1
+    assert sql("SELECT version, status FROM models ORDER BY version") == [
+        (1, "retired"),
+        (2, "active"),
+    ]
+
+    past = datetime(2012, 9, 1, tzinfo=UTC)
+    backfill(as_of=past, series=IBM)
+    once = state_of(config.warehouse_path())
+    backfill(as_of=past, series=IBM)
+    assert state_of(config.warehouse_path()) == once
+
+    [(versions, last_ts)] = sql(
+        "SELECT list(DISTINCT w.model_version), max(w.ts) "
+        "FROM attention_window w JOIN runs r USING (run_id) WHERE r.flow = 'backfill'"
+    )
+    assert versions == [1] and last_ts < past  # the model active then, and no bar after it
+    [(latest_run_flow,)] = sql(
+        "SELECT DISTINCT r.flow FROM latest_attention_window JOIN runs r USING (run_id)"
+    )
+    assert latest_run_flow == "nightly"  # the backfill of a past day does not hide newer runs
+
+    with pytest.raises(WarehouseError, match="would rewrite the registry's history"):
+        nightly(series=IBM, as_of=first, **QUICK)

@@ -1,0 +1,78 @@
+"""The warehouse's file locks, across real processes: wait, then proceed, or fail clearly."""
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from warehouse.locks import WarehouseBusy, file_lock, write_lock_path, writer
+
+
+def hold_writer(database: Path, seconds: float) -> subprocess.Popen:
+    """Another process that holds the warehouse read-write for ``seconds``."""
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from warehouse.locks import writer
+        with writer(Path({str(database)!r}), wait=30) as con:
+            con.execute("CREATE TABLE IF NOT EXISTS held (t DOUBLE)")
+            con.execute("INSERT INTO held VALUES (?)", [time.time()])
+            print("holding", flush=True)
+            time.sleep({seconds})
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "holding"
+    return process
+
+
+def test_a_second_writer_waits_for_the_first_then_proceeds(tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    other = hold_writer(database, 1.5)
+    started = time.monotonic()
+    with writer(database, wait=30) as con:
+        waited = time.monotonic() - started
+        [(rows,)] = con.execute("SELECT count(*) FROM held").fetchall()
+    assert other.wait(10) == 0
+    assert waited > 0.5 and rows == 1  # it waited for the other process's write, then saw it
+
+
+def test_a_writer_that_waits_too_long_fails_naming_the_lock(tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    other = hold_writer(database, 3)
+    try:
+        with (
+            pytest.raises(
+                WarehouseBusy, match=r"gave up after 0.3 s .* write lock .*ATTNVIZ_WRITE_WAIT"
+            ),
+            writer(database, wait=0.3),
+        ):
+            pass
+    finally:
+        other.wait(10)
+
+
+def test_a_crashed_holder_does_not_leave_the_warehouse_locked(tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    other = hold_writer(database, 60)
+    other.kill()
+    other.wait()
+    with writer(database, wait=5) as con:
+        assert con.execute("SELECT 1").fetchall() == [(1,)]
+
+
+def test_shared_locks_coexist_and_exclude_an_exclusive_one(tmp_path: Path) -> None:
+    path = write_lock_path(tmp_path / "warehouse.duckdb")
+    with (
+        file_lock(path, 0, shared=True),
+        file_lock(path, 0, shared=True),
+        pytest.raises(WarehouseBusy),
+        file_lock(path, 0.1),
+    ):
+        pass
+    with file_lock(path, 0):
+        pass
