@@ -1,0 +1,209 @@
+"""Against a real ``prefect server start``: deployments served from a prefect.yaml, runs
+triggered through the API the way the UI does, a cron schedule, and reruns that leave
+the warehouse unchanged.
+
+Slow (about two minutes): run alone with ``pytest -m server``.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from flows.server import local_server, stop
+
+pytestmark = [pytest.mark.e2e, pytest.mark.server]
+
+# One logical piece of work: every run below, manual or scheduled, does exactly this.
+WORK = {"symbols": ["IBM", "MSFT"], "interval": "1d", "as_of": "2005-01-03T00:00:00+00:00"}
+DONE = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def api(base: str, method: str, path: str, body: Any = None) -> Any:
+    """One call to the Prefect REST API, as the UI makes it.
+
+    Retried on 503, as Prefect's own client does: the server answers so while its
+    SQLite database is busy.
+    """
+    request = urllib.request.Request(
+        f"{base}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    for attempt in range(20):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or "null")
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == 19:
+                raise
+            time.sleep(1)
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A Prefect server, and ``attnviz serve`` serving a manual and an every-minute deployment."""
+    home = tmp_path_factory.mktemp("served")
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "ATTNVIZ_HOME": str(home / "var"),
+    }
+    env.pop("PREFECT_API_URL", None)
+    deployments = {
+        "deployments": [
+            {
+                "name": "ingest-manual",
+                "entrypoint": "flows/ingest.py:ingest",
+                "parameters": WORK,
+            },
+            {
+                "name": "ingest-every-minute",
+                "entrypoint": "flows/ingest.py:ingest",
+                "parameters": WORK,
+                "schedules": [{"cron": "* * * * *", "timezone": "UTC"}],
+            },
+        ]
+    }
+    (home / "deployments.yaml").write_text(yaml.safe_dump(deployments))
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    with local_server(free_port(), log=home / "server.log", env=env) as base:
+        timings["server_start_s"] = time.monotonic() - started
+        serving = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "attnviz.cli",
+                "serve",
+                "--file",
+                str(home / "deployments.yaml"),
+            ],
+            env={**env, "PREFECT_API_URL": base},
+            stdout=open(home / "serve.log", "wb"),  # noqa: SIM115 (closed with the process)
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            started = time.monotonic()
+            found = wait_for(
+                lambda: (
+                    {
+                        d["name"]: d["id"]
+                        for d in api(base, "POST", "/deployments/filter", {})
+                        if d["name"].startswith("ingest-")
+                    }.keys()
+                    >= {"ingest-manual", "ingest-every-minute"}
+                    and api(base, "POST", "/deployments/filter", {})
+                ),
+                120,
+                "the served deployments",
+            )
+            timings["deploy_s"] = time.monotonic() - started
+            yield {
+                "base": base,
+                "home": home,
+                "ids": {d["name"]: d["id"] for d in found},
+                "timings": timings,
+            }
+        finally:
+            stop(serving)
+    print("\ntimings against the server:", json.dumps(timings, indent=1))
+
+
+def run_deployment(served: dict[str, Any], name: str) -> dict[str, Any]:
+    """Create a run of a deployment as the UI's Run button does, and wait for it to end."""
+    base = served["base"]
+    created = api(base, "POST", f"/deployments/{served['ids'][name]}/create_flow_run", {})
+    run = wait_for(
+        lambda: (r := api(base, "GET", f"/flow_runs/{created['id']}"))["state_type"] in DONE and r,
+        240,
+        f"flow run {created['id']} of {name}",
+    )
+    assert run["state_type"] == "COMPLETED", (run["state_name"], run["state"]["message"])
+    return run
+
+
+def test_a_rerun_through_the_api_leaves_the_warehouse_unchanged(served, state_of) -> None:
+    snapshot = served["home"] / "var" / "warehouse-snapshot.duckdb"
+    first = run_deployment(served, "ingest-manual")
+    once = state_of(snapshot)
+    second = run_deployment(served, "ingest-manual")
+    assert state_of(snapshot) == once
+    assert once["bars"][0] > 0 and once["runs"][0] == 1
+
+    timings = served["timings"]
+    timings["run_to_start_s"] = _seconds(second["start_time"]) - _seconds(second["created"])
+    timings["ingest_run_s"] = second["total_run_time"]
+    timings["first_run_to_start_s"] = _seconds(first["start_time"]) - _seconds(first["created"])
+
+
+def test_two_runs_at_once_take_turns_and_both_complete(served, state_of) -> None:
+    snapshot = served["home"] / "var" / "warehouse-snapshot.duckdb"
+    base, deployment = served["base"], served["ids"]["ingest-manual"]
+    created = [
+        api(base, "POST", f"/deployments/{deployment}/create_flow_run", {}) for _ in range(2)
+    ]
+    for run in created:
+        ended = wait_for(
+            lambda run=run: (
+                (r := api(base, "GET", f"/flow_runs/{run['id']}"))["state_type"] in DONE and r
+            ),
+            240,
+            "two concurrent runs",
+        )
+        assert ended["state_type"] == "COMPLETED", ended["state"]["message"]
+    state = state_of(snapshot)
+    assert state["runs"][0] == 1 and state["bars"][0] > 0
+
+
+def test_the_cron_schedule_creates_and_runs_a_flow_run(served) -> None:
+    base, deployment = served["base"], served["ids"]["ingest-every-minute"]
+
+    def completed_scheduled_run() -> dict[str, Any] | None:
+        runs = api(
+            base,
+            "POST",
+            "/flow_runs/filter",
+            {"flow_runs": {"deployment_id": {"any_": [deployment]}}},
+        )
+        done = [r for r in runs if r["auto_scheduled"] and r["state_type"] == "COMPLETED"]
+        return done[0] if done else None
+
+    run = wait_for(completed_scheduled_run, 180, "a scheduled run to complete")
+    assert run["parameters"]["symbols"] == WORK["symbols"]
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()

@@ -1,0 +1,73 @@
+"""Readers keep working while a nightly run writes, and never see a run half done."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from attnviz import config
+from attnviz.features import FeatureConfig
+from attnviz.model import ModelConfig
+from attnviz.series import SAMPLE_SERIES
+from attnviz.train import TrainConfig
+from flows.nightly import nightly
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+QUICK = {
+    "series": [SAMPLE_SERIES[0], SAMPLE_SERIES[-1]],  # a daily and an hourly series
+    "features": FeatureConfig(seq_len=20, horizon=3),
+    "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
+    "training": TrainConfig(epochs=2, batch_size=128),
+}
+
+# What a BI tool or notebook does: open the snapshot read-only, query, close; every 100 ms.
+READER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    import duckdb
+    snapshot, stop, out = (Path(arg) for arg in sys.argv[1:])
+    with out.open("w") as log:
+        while not stop.exists():
+            try:
+                with duckdb.connect(str(snapshot), read_only=True) as con:
+                    runs = con.execute(
+                        "SELECT r.run_id, r.status, count(w.ts), count(DISTINCT w.symbol) "
+                        "FROM runs r LEFT JOIN attention_window w USING (run_id) "
+                        "WHERE r.flow = 'nightly' GROUP BY ALL ORDER BY 1"
+                    ).fetchall()
+                print(json.dumps({"runs": runs}), file=log, flush=True)
+            except Exception as e:
+                print(json.dumps({"error": f"{type(e).__name__}: {e}"}), file=log, flush=True)
+            time.sleep(0.1)
+    """
+)
+
+
+def test_a_reader_polling_during_a_nightly_sees_whole_runs_and_no_errors(tmp_path: Path) -> None:
+    nightly(as_of=datetime(2030, 1, 1, tzinfo=UTC), **QUICK)
+    stop, out = tmp_path / "stop", tmp_path / "reads.jsonl"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(config.snapshot_path()), str(stop), str(out)]
+    )
+    try:
+        nightly(as_of=datetime(2030, 1, 2, tzinfo=UTC), **QUICK)
+    finally:
+        stop.touch()
+        reader.wait(30)
+    reads = [json.loads(line) for line in out.read_text().splitlines()]
+    assert reads and not [read for read in reads if "error" in read]
+    states = {json.dumps(read["runs"]) for read in reads}
+    finished = [json.loads(state) for state in states]
+    # Only two states are ever visible: after the first run, and after the second.
+    assert len(reads) >= 10 and len(states) <= 2
+    final = max(finished, key=len)
+    assert len(final) == 2 and all(status == "succeeded" for _, status, _, _ in final)
+    assert all(symbols == 2 for *_, symbols in final)  # both series, never one of them
+    for state in finished:
+        assert state == final[: len(state)]

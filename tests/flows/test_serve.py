@@ -1,0 +1,39 @@
+"""The deployments of prefect.yaml: what `attnviz serve` and `prefect deploy` both read."""
+
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+
+from attnviz import config
+from flows.serve import DEPLOYMENTS_FILE, load_deployments
+
+
+def test_prefect_yaml_declares_the_scheduled_deployments_with_valid_defaults() -> None:
+    spec = yaml.safe_load(DEPLOYMENTS_FILE.read_text())
+    entries = {entry["name"]: entry for entry in spec["deployments"]}
+    schedules = {
+        name: [(s["cron"], s["timezone"]) for s in entry.get("schedules", [])]
+        for name, entry in entries.items()
+    }
+    assert schedules == {
+        "ingest-intraday": [("*/15 * * * *", "UTC")],
+        "ingest-stocks-daily": [("30 16 * * 1-5", "America/New_York")],
+        "nightly": [("0 2 * * *", "UTC")],
+        "backfill": [],
+    }
+    for entry in entries.values():
+        assert entry["description"] and "attnviz" in entry["tags"]
+        assert entry["work_pool"]["name"] == "attnviz-process"
+        flow = load_flow_from_entrypoint(str(config.REPO_ROOT / entry["entrypoint"]))
+        flow.validate_parameters(entry.get("parameters", {}) | {"as_of": "2013-01-01T00:00:00Z"})
+
+
+def test_serve_builds_the_same_deployments_from_the_file() -> None:
+    served = {d.name: d for d in load_deployments()}
+    assert set(served) == {"ingest-intraday", "ingest-stocks-daily", "nightly", "backfill"}
+    assert served["ingest-intraday"].parameters["symbols"] == ["EURUSD"]
+    assert served["nightly"].entrypoint == "flows/nightly.py:nightly"
+    [schedule] = served["ingest-stocks-daily"].schedules
+    assert schedule.schedule.cron == "30 16 * * 1-5"
+    assert schedule.schedule.timezone == "America/New_York"
+    properties = served["ingest-intraday"]._parameter_openapi_schema.properties
+    assert properties["max_rejected_share"]["maximum"] == 1  # the UI form refuses a bad share
