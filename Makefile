@@ -22,10 +22,7 @@ run: install
 	$(BIN)/attnviz run
 
 test: install lint
-	$(BIN)/pytest -m "not server"
-	# Against a real Prefect server, in a pytest process of its own: run after the rest of
-	# the suite in one process, its served runs never published a snapshot (cause still open).
-	$(BIN)/pytest -m server
+	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .

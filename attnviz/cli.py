@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="ingest and validate bars of one source")
     ingest.add_argument("--source", default="sample", choices=["sample", "files"])
-    ingest.add_argument("--symbols", nargs="+", default=["AAPL", "GOOG", "IBM", "MSFT"])
+    ingest.add_argument("--symbols", nargs="+", help="default: the daily sample stocks")
     ingest.add_argument("--interval", default="1d")
     ingest.add_argument("--start", type=_timestamp, help="first bar-open time to take")
     ingest.add_argument("--end", type=_timestamp, help="take bars opening before this")

@@ -7,32 +7,23 @@ parameters, schedules, tags and descriptions from it, so the two never drift apa
 
 import os
 from pathlib import Path
-from typing import Any
 
 import yaml
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
-from prefect.schedules import Cron, Interval, Schedule
+from prefect.schedules import Cron
 
 from attnviz import config
 
 DEPLOYMENTS_FILE = config.REPO_ROOT / "prefect.yaml"
 
 
-def _schedule(spec: dict[str, Any]) -> Schedule:
-    timezone = spec.get("timezone", "UTC")
-    if "cron" in spec:
-        return Cron(spec["cron"], timezone=timezone)
-    if "interval" in spec:
-        return Interval(spec["interval"], timezone=timezone)
-    raise ValueError(f"schedule {spec} has neither cron nor interval")
-
-
 def load_deployments(path: Path = DEPLOYMENTS_FILE) -> list[RunnerDeployment]:
     """The deployments of a ``prefect.yaml`` file, ready to serve.
 
     Entrypoints are resolved against the repository root, where ``serve`` runs them.
+    Schedules are cron expressions, as every attnviz deployment uses.
     """
     spec = yaml.safe_load(path.read_text())
     deployments = []
@@ -44,7 +35,10 @@ def load_deployments(path: Path = DEPLOYMENTS_FILE) -> list[RunnerDeployment]:
                 description=entry.get("description"),
                 tags=entry.get("tags"),
                 parameters=entry.get("parameters"),
-                schedules=[_schedule(one) for one in entry.get("schedules", [])],
+                schedules=[
+                    Cron(one["cron"], timezone=one.get("timezone", "UTC"))
+                    for one in entry.get("schedules", [])
+                ],
             )
         )
     return deployments

@@ -5,6 +5,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 # Prefect reads these when it is first imported: set them before any test module imports it.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="attnviz-prefect-"))
@@ -25,9 +26,14 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def warehouse_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own output folder and warehouse file."""
+    """Every test gets its own output folder and warehouse file.
+
+    ``ATTNVIZ_DB`` is set rather than deleted so that monkeypatch removes it again after
+    the test: ``attnviz --db`` sets it for the process, and a value a test leaves behind
+    would redirect every later test (and the processes they start).
+    """
     monkeypatch.setenv("ATTNVIZ_HOME", str(tmp_path / "var"))
-    monkeypatch.delenv("ATTNVIZ_DB", raising=False)
+    monkeypatch.setenv("ATTNVIZ_DB", str(tmp_path / "var" / "warehouse.duckdb"))
     return tmp_path / "var"
 
 
@@ -64,6 +70,20 @@ def make_bars(
         schema={k: v for k, v in RECEIVED_SCHEMA.items() if k != "raw"},
     )
     return frame.with_columns(with_raw(frame))
+
+
+@pytest.fixture(scope="session")
+def quick() -> dict[str, Any]:
+    """Nightly settings small enough to train in seconds; the full sizes run in `make run`."""
+    from attnviz.features import FeatureConfig
+    from attnviz.model import ModelConfig
+    from attnviz.train import TrainConfig
+
+    return {
+        "features": FeatureConfig(seq_len=20, horizon=3),
+        "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
+        "training": TrainConfig(epochs=2, batch_size=128),
+    }
 
 
 @pytest.fixture

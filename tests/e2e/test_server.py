@@ -80,7 +80,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         "ATTNVIZ_HOME": str(home / "var"),
     }
-    env.pop("PREFECT_API_URL", None)
+    for inherited in ("PREFECT_API_URL", "ATTNVIZ_DB"):  # the served runs use ATTNVIZ_HOME
+        env.pop(inherited, None)
     deployments = {
         "deployments": [
             {

@@ -1,6 +1,7 @@
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -10,23 +11,13 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 
-from attnviz.features import FeatureConfig
-from attnviz.model import ModelConfig
 from attnviz.series import SAMPLE_SERIES
 from attnviz.sources import BarRequest
 from attnviz.sources.sample import SampleSource
-from attnviz.train import TrainConfig
 from flows.nightly import nightly
 from warehouse.db import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
-
-# Small enough to train five series in seconds; the full sizes run in `make run`.
-QUICK = {
-    "features": FeatureConfig(seq_len=20, horizon=3),
-    "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
-    "training": TrainConfig(epochs=2, batch_size=128),
-}
 
 
 DAY = datetime(2030, 1, 1, tzinfo=UTC)
@@ -40,7 +31,9 @@ def table_counts() -> dict[str, int]:
         }
 
 
-def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() -> None:
+def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars(
+    quick: dict[str, Any],
+) -> None:
     now = datetime.now(UTC)
     expected = {
         (s.symbol, s.interval): SampleSource()
@@ -49,7 +42,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
         for s in SAMPLE_SERIES
     }
 
-    first = nightly(as_of=datetime(2030, 1, 1, tzinfo=UTC), **QUICK).loads
+    first = nightly(as_of=datetime(2030, 1, 1, tzinfo=UTC), **quick).loads
     with closing(connect(read_only=True)) as con:
         stored = dict(
             ((symbol, interval), n)
@@ -65,7 +58,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
     ]
     after_first = table_counts()
 
-    second = nightly(as_of=datetime(2030, 1, 2, tzinfo=UTC), **QUICK).loads
+    second = nightly(as_of=datetime(2030, 1, 2, tzinfo=UTC), **quick).loads
     assert table_counts()["bars"] == after_first["bars"]
     assert all(load.new_bars == 0 and load.revised_bars == 0 for load in second)
     # Incremental: the second run re-read only the overlap, not the history.
@@ -75,14 +68,16 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars() ->
     assert statuses == [("succeeded",), ("succeeded",)]
 
 
-def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason() -> None:
-    first = nightly(series=SAMPLE_SERIES[:2], as_of=DAY, **QUICK)
+def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason(
+    quick: dict[str, Any],
+) -> None:
+    first = nightly(series=SAMPLE_SERIES[:2], as_of=DAY, **quick)
     assert [(version, row.status) for version, row in first.models] == [
         (1, "active"),
         (1, "active"),
     ]
     assert all(Path(row.checkpoint).exists() for _, row in first.models)
-    second = nightly(series=SAMPLE_SERIES[:2], as_of=DAY + timedelta(days=1), **QUICK)
+    second = nightly(series=SAMPLE_SERIES[:2], as_of=DAY + timedelta(days=1), **quick)
     with closing(connect(read_only=True)) as con:
         rows = con.execute(
             "SELECT name, version, status, status_reason, previous_val_loss "
@@ -100,8 +95,8 @@ def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason()
         assert v2[3]
 
 
-def test_nightly_explains_every_timestep_of_the_evaluation_period() -> None:
-    report = nightly(series=SAMPLE_SERIES[:1], **QUICK)
+def test_nightly_explains_every_timestep_of_the_evaluation_period(quick: dict[str, Any]) -> None:
+    report = nightly(series=SAMPLE_SERIES[:1], **quick)
     [(version, model)] = report.models
     with closing(connect(read_only=True)) as con:
         [(test_start,)] = con.execute("SELECT test_start FROM models").fetchall()
@@ -109,7 +104,7 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period() -> None:
             con.execute(
                 "SELECT count(*) FROM bars WHERE symbol = 'AAPL' AND ts >= ? ", [test_start]
             ).fetchall()[0][0]
-            - QUICK["features"].horizon
+            - quick["features"].horizon
         )
         counts = {
             table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
@@ -150,8 +145,8 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period() -> None:
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and width > 100 and height > 100
 
 
-def test_nightly_publishes_a_markdown_summary() -> None:
-    state = nightly(series=SAMPLE_SERIES[:1], return_state=True, **QUICK)
+def test_nightly_publishes_a_markdown_summary(quick: dict[str, Any]) -> None:
+    state = nightly(series=SAMPLE_SERIES[:1], return_state=True, **quick)
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(

@@ -6,24 +6,18 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from attnviz import config
-from attnviz.features import FeatureConfig
-from attnviz.model import ModelConfig
 from attnviz.series import SAMPLE_SERIES
-from attnviz.train import TrainConfig
 from flows.nightly import nightly
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
-QUICK = {
-    "series": [SAMPLE_SERIES[0], SAMPLE_SERIES[-1]],  # a daily and an hourly series
-    "features": FeatureConfig(seq_len=20, horizon=3),
-    "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
-    "training": TrainConfig(epochs=2, batch_size=128),
-}
+SERIES = [SAMPLE_SERIES[0], SAMPLE_SERIES[-1]]  # a daily and an hourly series
+
 
 # What a BI tool or notebook does: open the snapshot read-only, query, close; every 100 ms.
 READER = textwrap.dedent(
@@ -49,14 +43,16 @@ READER = textwrap.dedent(
 )
 
 
-def test_a_reader_polling_during_a_nightly_sees_whole_runs_and_no_errors(tmp_path: Path) -> None:
-    nightly(as_of=datetime(2030, 1, 1, tzinfo=UTC), **QUICK)
+def test_a_reader_polling_during_a_nightly_sees_whole_runs_and_no_errors(
+    tmp_path: Path, quick: dict[str, Any]
+) -> None:
+    nightly(series=SERIES, as_of=datetime(2030, 1, 1, tzinfo=UTC), **quick)
     stop, out = tmp_path / "stop", tmp_path / "reads.jsonl"
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(config.snapshot_path()), str(stop), str(out)]
     )
     try:
-        nightly(as_of=datetime(2030, 1, 2, tzinfo=UTC), **QUICK)
+        nightly(series=SERIES, as_of=datetime(2030, 1, 2, tzinfo=UTC), **quick)
     finally:
         stop.touch()
         reader.wait(30)

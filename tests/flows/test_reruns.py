@@ -9,10 +9,7 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from attnviz import config
-from attnviz.features import FeatureConfig
-from attnviz.model import ModelConfig
 from attnviz.series import Series
-from attnviz.train import TrainConfig
 from flows.backfill import backfill
 from flows.ingest import ingest
 from flows.nightly import nightly
@@ -20,11 +17,6 @@ from warehouse.db import WarehouseError, connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
-QUICK = {
-    "features": FeatureConfig(seq_len=20, horizon=3),
-    "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
-    "training": TrainConfig(epochs=2, batch_size=128),
-}
 IBM = [Series(symbol="IBM")]
 
 
@@ -51,11 +43,13 @@ def test_an_identical_ingest_rerun_leaves_the_warehouse_as_one_run_did(state_of)
     assert sql("SELECT status, attempts FROM runs") == [("succeeded", 2)]
 
 
-def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(state_of) -> None:
+def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(
+    state_of, quick: dict[str, Any]
+) -> None:
     as_of = datetime(2012, 1, 2, tzinfo=UTC)
-    nightly(series=IBM, as_of=as_of, **QUICK)
+    nightly(series=IBM, as_of=as_of, **quick)
     once = state_of(config.warehouse_path())
-    again = nightly(series=IBM, as_of=as_of, return_state=True, **QUICK)
+    again = nightly(series=IBM, as_of=as_of, return_state=True, **quick)
     assert state_of(config.warehouse_path()) == once
     assert sql("SELECT version, status FROM models") == [(1, "active")]
     states = task_states(again.state_details.flow_run_id)
@@ -63,7 +57,7 @@ def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(state_of) -> 
 
 
 def test_a_retry_after_a_failure_resumes_without_training_again(
-    state_of, monkeypatch: pytest.MonkeyPatch
+    state_of, monkeypatch: pytest.MonkeyPatch, quick: dict[str, Any]
 ) -> None:
     as_of = datetime(2012, 2, 1, tzinfo=UTC)
 
@@ -73,12 +67,12 @@ def test_a_retry_after_a_failure_resumes_without_training_again(
     with monkeypatch.context() as patched:
         patched.setattr("tasks.analyze.store_analysis", broken)
         with pytest.raises(OSError, match="disk full"):
-            nightly(series=IBM, as_of=as_of, **QUICK)
+            nightly(series=IBM, as_of=as_of, **quick)
     assert sql("SELECT status, message, attempts FROM runs") == [
         ("failed", "OSError: disk full", 1)
     ]
 
-    retry = nightly(series=IBM, as_of=as_of, return_state=True, **QUICK)
+    retry = nightly(series=IBM, as_of=as_of, return_state=True, **quick)
     states = task_states(retry.state_details.flow_run_id)
     assert states["train"] == "Cached" and states["analyze"] == "Cached"
     assert sql("SELECT status, attempts FROM runs") == [("succeeded", 2)]
@@ -86,10 +80,12 @@ def test_a_retry_after_a_failure_resumes_without_training_again(
     assert sql("SELECT count(*) > 0 FROM attention_window") == [(True,)]
 
 
-def test_a_backfill_rebuilds_a_past_day_with_the_model_active_then(state_of) -> None:
+def test_a_backfill_rebuilds_a_past_day_with_the_model_active_then(
+    state_of, quick: dict[str, Any]
+) -> None:
     first, second = datetime(2012, 6, 1, tzinfo=UTC), datetime(2013, 1, 1, tzinfo=UTC)
-    nightly(series=IBM, as_of=first, **QUICK)
-    nightly(series=IBM, as_of=second, promotion_margin=1e9, **QUICK)  # v2 replaces v1
+    nightly(series=IBM, as_of=first, **quick)
+    nightly(series=IBM, as_of=second, promotion_margin=1e9, **quick)  # v2 replaces v1
     assert sql("SELECT version, status FROM models ORDER BY version") == [
         (1, "retired"),
         (2, "active"),
@@ -112,4 +108,4 @@ def test_a_backfill_rebuilds_a_past_day_with_the_model_active_then(state_of) -> 
     assert latest_run_flow == "nightly"  # the backfill of a past day does not hide newer runs
 
     with pytest.raises(WarehouseError, match="would rewrite the registry's history"):
-        nightly(series=IBM, as_of=first, **QUICK)
+        nightly(series=IBM, as_of=first, **quick)
