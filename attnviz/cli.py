@@ -1,10 +1,17 @@
 """The ``attnviz`` command.
 
-Heavy packages (Prefect, Great Expectations, DuckDB, polars) are imported inside
-the commands that need them, so ``attnviz --help`` answers at once.
+This is the one module of the package that reaches up into ``flows`` and
+``warehouse``, as the console script of most Python tools does. Heavy packages
+(Prefect, Great Expectations, DuckDB, polars) are imported inside the commands
+that need them, so ``attnviz --help`` answers at once.
+
+A failure prints one line, ``attnviz <command>: <what went wrong>``, and exits 1;
+the full log stays in the Prefect UI, and ``ATTNVIZ_DEBUG=1`` shows tracebacks.
 """
 
 import argparse
+import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -28,15 +35,50 @@ def _timestamp(text: str) -> datetime:
 
 def _print_loads(loads: list) -> None:
     for x in loads:
+        removed = f", removed {x.removed_bars}" if x.removed_bars else ""
         print(
-            f"{x.source}/{x.symbol}/{x.interval}: received {x.received}, loaded {x.loaded} "
-            f"(new {x.new_bars}, revised {x.revised_bars}), rejected {x.rejected}; "
-            f"bars {x.first_ts or '-'} .. {x.last_ts or '-'}"
+            f"{x.label}: received {x.received}, loaded {x.loaded} "
+            f"(new {x.new_bars}, revised {x.revised_bars}{removed}), rejected {x.rejected}, "
+            f"not closed yet {x.not_closed}; bars {x.first_ts or '-'} .. {x.last_ts or '-'}"
         )
 
 
+def _quiet_failures_on_console() -> None:
+    """Keep Prefect's errors and tracebacks off the console: :func:`main` prints one line.
+
+    Prefect logs a failing task or flow at ERROR, with its traceback, and then the
+    same reason again in the flow's final state line; the console keeps the progress
+    lines, the Prefect API and UI keep everything. Call it after importing a flow
+    module: importing Prefect's flows (re)configures logging.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    def progress_only(record: logging.LogRecord) -> bool:
+        failed = record.getMessage().startswith("Finished in state Failed")
+        return record.levelno < logging.ERROR and not failed
+
+    if os.environ.get("ATTNVIZ_DEBUG"):
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(progress_only)
+
+
+def _start_api() -> None:
+    """Give the flow runs of this process a Prefect server that dies with it (if none is set).
+
+    Call before the first import of a flow module: Prefect reads its settings then.
+    """
+    from flows.server import start_api
+
+    start_api()
+
+
 def _run(args: argparse.Namespace) -> int:
+    _start_api()
     from flows.nightly import nightly
+
+    _quiet_failures_on_console()
 
     report = nightly(as_of=args.as_of)
     _print_loads(report.loads)
@@ -52,13 +94,26 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from flows.ingest import ingest
-
-    options = {}
+    options: dict[str, object] = {}
     if args.source == "files":
         if not args.path:
-            raise SystemExit("attnviz ingest: --source files needs --path")
-        options = {"path": args.path, "timezone": args.timezone}
+            raise UsageError("--source files needs --path")
+        options = {"path": args.path, "timezone": args.timezone, "columns": dict(args.column)}
+        if args.ts_format:
+            options["ts_format"] = args.ts_format
+    elif args.path or args.ts_format or args.column:
+        raise UsageError(
+            f"--path, --ts-format and --column are for --source files, not {args.source}"
+        )
+    if args.start and args.end and args.start >= args.end:
+        raise UsageError(f"--start {args.start} is not before --end {args.end}")
+    if args.repair and not args.full:
+        raise UsageError("--repair replaces what is stored in the range: add --full to confirm")
+    _start_api()
+    from flows.ingest import ingest
+
+    _quiet_failures_on_console()
+
     loads = ingest(
         source=args.source,
         symbols=args.symbols,
@@ -69,6 +124,7 @@ def _ingest(args: argparse.Namespace) -> int:
         incremental=not args.full,
         max_rejected_share=args.max_rejected_share,
         source_options=options,
+        repair=args.repair,
     )
     _print_loads(loads)
     return 0
@@ -76,7 +132,15 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _backfill(args: argparse.Namespace) -> int:
     from attnviz.series import SAMPLE_SERIES
+
+    known = [one.symbol for one in SAMPLE_SERIES]
+    unknown = sorted(set(args.symbols or ()) - set(known))
+    if unknown:
+        raise UsageError(f"no series {', '.join(unknown)} to backfill; the series are {known}")
+    _start_api()
     from flows.backfill import backfill
+
+    _quiet_failures_on_console()
 
     series = [one for one in SAMPLE_SERIES if not args.symbols or one.symbol in args.symbols]
     for label, written in backfill(as_of=args.as_of, series=series).items():
@@ -108,17 +172,28 @@ def _reader(args: argparse.Namespace) -> "duckdb.DuckDBPyConnection":
     """A read-only connection: to the published snapshot, or with ``--live`` the live file."""
     from attnviz import config
     from warehouse.db import connect
+    from warehouse.runs import reap_crashed_runs
 
+    reap_crashed_runs(config.warehouse_path(), config.snapshot_path())
     return connect(None if args.live else config.snapshot_path(), read_only=True)
 
 
 def _sql(args: argparse.Namespace) -> int:
     from contextlib import closing
 
-    from warehouse.db import query
+    import duckdb
+
+    from warehouse.db import WarehouseError, query
 
     with closing(_reader(args)) as con:
-        _print_frame(query(con, args.query), args.format, args.max_rows)
+        try:
+            result = query(con, args.query)
+        except duckdb.PermissionException:
+            raise WarehouseError(
+                "attnviz sql only reads the warehouse: statements that touch files or other "
+                "databases (ATTACH, COPY, EXPORT, read_csv, INSTALL, LOAD, SET) are refused"
+            ) from None
+        _print_frame(result, args.format, args.max_rows)
     return 0
 
 
@@ -137,7 +212,13 @@ def _print_frame(result: "pl.DataFrame", format: str, max_rows: int) -> None:
     import polars as pl
 
     if format == "csv":
-        print(result.write_csv(), end="")
+        # CSV has no lists or structs (check names, top lags, JSON): write those as JSON text.
+        nested = [name for name, dtype in result.schema.items() if dtype.is_nested()]
+        flat = result.with_columns(
+            pl.Series(name, [json.dumps(v, default=str) for v in result[name].to_list()])
+            for name in nested
+        )
+        print(flat.write_csv(), end="")
     elif format == "json":
         print(result.write_json())
     else:
@@ -152,31 +233,54 @@ def _print_frame(result: "pl.DataFrame", format: str, max_rows: int) -> None:
         print(f"({result.height} row{'s' * (result.height != 1)})")
 
 
+class UsageError(ValueError):
+    """Arguments that do not make sense together; the message says which."""
+
+
+def _column(text: str) -> tuple[str, str]:
+    """``CANONICAL=NAME`` from the command line, e.g. ``ts=Bar Time``."""
+    canonical, sep, name = text.partition("=")
+    if not sep or not canonical or not name:
+        raise argparse.ArgumentTypeError(
+            f"expected CANONICAL=NAME (e.g. ts='Bar Time'), got {text!r}"
+        )
+    return canonical.strip(), name
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every ``attnviz`` command."""
+    # --db is accepted before or after the command: `attnviz --db X sql ...` and
+    # `attnviz sql ... --db X`. SUPPRESS keeps a command's absent --db from hiding the other.
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        help="warehouse file (default: $ATTNVIZ_DB or var/warehouse.duckdb)",
+    )
     parser = argparse.ArgumentParser(
         prog="attnviz",
         description="Keep a DuckDB warehouse of bars and of why a trading Transformer decides.",
-    )
-    parser.add_argument(
-        "--db", help="warehouse file (default: $ATTNVIZ_DB or var/warehouse.duckdb)"
+        parents=[database],
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the nightly flow once (sample data by default)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, parents=[database])
+
+    run = command("run", help="run the nightly flow once (sample data by default)")
     run.add_argument(
         "--as-of", type=_timestamp, help="stand at this moment (default: the start of today, UTC)"
     )
     run.set_defaults(handler=_run)
 
-    backfill = commands.add_parser(
+    backfill = command(
         "backfill", help="rebuild the attention tables of a past moment with the models active then"
     )
     backfill.add_argument("--as-of", type=_timestamp, required=True, help="the past moment")
     backfill.add_argument("--symbols", nargs="+", help="sample series to rebuild (default: all)")
     backfill.set_defaults(handler=_backfill)
 
-    serve = commands.add_parser(
+    serve = command(
         "serve",
         help="serve the deployments of prefect.yaml on their schedules "
         "(starts a local Prefect server if PREFECT_API_URL is not set)",
@@ -185,9 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4200, help="port of the local server")
     serve.set_defaults(handler=_serve)
 
-    ingest = commands.add_parser("ingest", help="ingest and validate bars of one source")
+    ingest = command("ingest", help="ingest and validate bars of one source")
     ingest.add_argument("--source", default="sample", choices=["sample", "files"])
-    ingest.add_argument("--symbols", nargs="+", help="default: the daily sample stocks")
+    ingest.add_argument("--symbols", nargs="+", help="default: every symbol the source holds")
     ingest.add_argument("--interval", default="1d")
     ingest.add_argument("--start", type=_timestamp, help="first bar-open time to take")
     ingest.add_argument("--end", type=_timestamp, help="take bars opening before this")
@@ -195,14 +299,34 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--full", action="store_true", help="ignore the watermark, read from --start"
     )
+    ingest.add_argument(
+        "--repair",
+        action="store_true",
+        help="with --full: also remove the stored bars of --start..--end that the source "
+        "no longer has (bars loaded wrong)",
+    )
     ingest.add_argument("--path", help="files source: a CSV/Parquet file, folder or glob")
     ingest.add_argument("--timezone", default="UTC", help="files source: zone of naive timestamps")
+    ingest.add_argument(
+        "--ts-format",
+        help="files source: strftime format of the timestamps (e.g. %%m/%%d/%%Y), or "
+        "epoch_s, epoch_ms, epoch_us, epoch_ns; needed when the order or unit is ambiguous",
+    )
+    ingest.add_argument(
+        "--column",
+        type=_column,
+        action="append",
+        default=[],
+        metavar="CANONICAL=NAME",
+        help="files source: the file's column for ts, open, high, low, close, volume or symbol "
+        "(repeatable), e.g. --column 'ts=Bar Time'",
+    )
     ingest.add_argument("--max-rejected-share", type=float, default=0.05)
     ingest.set_defaults(handler=_ingest)
 
-    sql = commands.add_parser("sql", help="run a read-only SQL query against the warehouse")
+    sql = command("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
-    models = commands.add_parser("models", help="list model versions, newest first")
+    models = command("models", help="list model versions, newest first")
     for command in (sql, models):
         command.add_argument("--format", choices=["table", "csv", "json"], default="table")
         command.add_argument("--max-rows", type=int, default=50, help="rows shown as a table")
@@ -219,15 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    from flows.lifetime import exit_on_sigterm
+
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
-    if args.db:
+    if getattr(args, "db", None):
         os.environ["ATTNVIZ_DB"] = args.db
     try:
         return args.handler(args)
     except Exception as error:
         if os.environ.get("ATTNVIZ_DEBUG"):
             raise
-        print(f"attnviz {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        kind = "" if isinstance(error, UsageError) else f"{type(error).__name__}: "
+        print(f"attnviz {args.command}: {kind}{error}", file=sys.stderr)
         return 1
 
 

@@ -14,16 +14,15 @@ from prefect.futures import PrefectFuture
 from pydantic import Field
 
 from attnviz.bars import interval_duration
+from attnviz.quality import DEFAULT_MAX_STEP
 from attnviz.series import Interval, Series, Symbol
 from attnviz.sources import SourceName
-from tasks.ingest import fetch_bars, load, plan_fetch, summarise, validate
+from tasks.ingest import fetch_bars, list_symbols, load, plan_fetch, summarise, validate
 from tasks.runs import recorded_run, scheduled_as_of
-from warehouse.bars import SeriesLoad
+from warehouse.bars import Repair, SeriesLoad
 
 DEFAULT_MAX_REJECTED_SHARE = 0.05
-DEFAULT_MAX_STEP = 3.0
 DEFAULT_OVERLAP_BARS = 3
-DAILY_STOCKS = ["AAPL", "GOOG", "IBM", "MSFT"]
 
 # Validation limits, typed so that the Prefect UI refuses a value out of range.
 MaxStep = Annotated[float, Field(gt=1)]
@@ -47,14 +46,22 @@ def ingest_series(
     max_step: float = DEFAULT_MAX_STEP,
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     source_options: dict[str, dict[str, Any]] | None = None,
+    repair: bool = False,
 ) -> list[SeriesLoad]:
-    """Fetch, validate and load every series; raise :class:`IngestError` if any went wrong."""
+    """Fetch, validate and load every series; raise :class:`IngestError` if any went wrong.
+
+    With ``repair`` (which reads the whole requested range, ignoring the watermark), each
+    series' stored bars in that range that the source no longer has are removed.
+    """
     fetches: dict[Series, PrefectFuture] = {}
+    repairs: dict[Series, Repair] = {}
     for one in series:
         first = start
         if first is None and lookback_bars is not None:
             first = as_of - lookback_bars * interval_duration(one.interval)
-        request = plan_fetch(one, as_of, first, end, incremental, overlap_bars)
+        request = plan_fetch(one, as_of, first, end, incremental and not repair, overlap_bars)
+        if repair:
+            repairs[one] = Repair(request.start, min(request.end or as_of, as_of))
         options = (source_options or {}).get(one.source, {})
         fetches[one] = fetch_bars.submit(one, request, options)
 
@@ -66,12 +73,11 @@ def ingest_series(
         except Exception as error:
             failures[one.label] = f"{type(error).__name__}: {error}"
             continue
-        loads.append(load(run_id, one, validate(one, received, max_step)))
+        loads.append(load(run_id, one, validate(one, received, max_step), repairs.get(one)))
 
     for done in loads:
         if done.received and done.rejected / done.received > max_rejected_share:
-            label = f"{done.source}/{done.symbol}/{done.interval}"
-            failures[label] = (
+            failures[done.label] = (
                 f"{done.rejected} of {done.received} rows rejected "
                 f"({done.rejected / done.received:.1%} > {max_rejected_share:.1%}); "
                 "see bars_rejected and validation_results"
@@ -97,6 +103,7 @@ def ingest(
     max_step: MaxStep = DEFAULT_MAX_STEP,
     max_rejected_share: MaxRejectedShare = DEFAULT_MAX_REJECTED_SHARE,
     source_options: dict[str, Any] | None = None,
+    repair: bool = False,
 ) -> list[SeriesLoad]:
     """Ingest some symbols of one source and interval.
 
@@ -105,7 +112,7 @@ def ingest(
     source
         ``sample`` (the committed data) or ``files`` (with ``source_options={"path": ...}``).
     symbols
-        Tickers to ingest; default: every daily sample stock.
+        Tickers to ingest; default: every symbol the source holds at ``interval``.
     interval
         Bar interval, e.g. ``1d`` or ``1h``.
     start, end
@@ -125,15 +132,21 @@ def ingest(
     max_rejected_share
         The run fails (after loading the good bars) if a series' rejected share is above this.
     source_options
-        Options of the source, e.g. ``{"path": "bars/", "timezone": "America/New_York"}``.
+        Options of the source, e.g. ``{"path": "bars/", "timezone": "America/New_York",
+        "ts_format": "%m/%d/%Y"}`` for files (see :class:`attnviz.sources.files.FileSource`).
+    repair
+        Re-read ``start`` .. ``end`` whatever is stored, and remove the stored bars of that
+        range the source no longer has (bars loaded wrong). Implies ``incremental=False``.
     """
     as_of = as_of or scheduled_as_of(interval_duration(interval))
-    symbols = symbols or DAILY_STOCKS
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"start {start} is not before end {end}: no bar could be taken")
+    symbols = symbols or list_symbols(source, interval, source_options or {})
     parameters = {
         "source": source, "symbols": symbols, "interval": interval, "start": start, "end": end,
         "incremental": incremental, "overlap_bars": overlap_bars, "lookback_bars": lookback_bars,
         "max_step": max_step, "max_rejected_share": max_rejected_share,
-        "source_options": source_options,
+        "source_options": source_options, "repair": repair,
     }  # fmt: skip
     with recorded_run("ingest", parameters, as_of) as run_id:
         series = [Series(source=source, symbol=symbol, interval=interval) for symbol in symbols]
@@ -149,4 +162,5 @@ def ingest(
             max_step=max_step,
             max_rejected_share=max_rejected_share,
             source_options={source: source_options or {}},
+            repair=repair,
         )

@@ -16,15 +16,10 @@ from pydantic import Field
 from attnviz.analysis import AnalysisConfig
 from attnviz.features import FeatureConfig
 from attnviz.model import ModelConfig
+from attnviz.quality import DEFAULT_MAX_STEP
 from attnviz.series import SAMPLE_SERIES, Series
 from attnviz.train import TrainConfig
-from flows.ingest import (
-    DEFAULT_MAX_REJECTED_SHARE,
-    DEFAULT_MAX_STEP,
-    MaxRejectedShare,
-    MaxStep,
-    ingest_series,
-)
+from flows.ingest import DEFAULT_MAX_REJECTED_SHARE, MaxRejectedShare, MaxStep, ingest_series
 from tasks.analyze import analyze_series, render, store, summarise_analysis
 from tasks.runs import recorded_run, scheduled_as_of
 from tasks.train import (

@@ -10,11 +10,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from attnviz.bars import BarDataError
-from attnviz.quality import Validation, validate_bars
+from attnviz.faults import crash_point
+from attnviz.quality import Validation, validate_received
 from attnviz.series import Series
-from attnviz.sources import BarRequest, make_source
+from attnviz.sources import BarRequest, Received, make_source
 from tasks.writer import open_warehouse
-from warehouse.bars import SeriesLoad, close_before, resume_from, store_series
+from warehouse.bars import Repair, SeriesLoad, close_before, resume_from, store_series
 
 
 @task(name="plan-fetch", task_run_name="plan {series.label}")
@@ -52,24 +53,37 @@ def _retry_unless_bad_data(task: Any, task_run: Any, state: Any) -> bool:
     retry_condition_fn=_retry_unless_bad_data,
     cache_policy=NO_CACHE,
 )
-def fetch_bars(series: Series, request: BarRequest, options: dict[str, Any]) -> pl.DataFrame:
+def fetch_bars(series: Series, request: BarRequest, options: dict[str, Any]) -> Received:
     """Fetch the closed bars of one series from its source."""
+    crash_point("fetch")
     received = make_source(series.source, options).fetch(request)
     get_run_logger().info(
-        "%s: received %d rows from %s", series.label, received.height, request.start
+        "%s: received %d rows (%s), %d of them not closed by %s",
+        series.label,
+        received.received,
+        f"bars from {request.start}" if request.start else "no earlier bars stored",
+        received.not_closed,
+        request.as_of,
     )
     return received
 
 
+@task(name="list-symbols", task_run_name="list {source} {interval} symbols")
+def list_symbols(source: str, interval: str, options: dict[str, Any]) -> list[str]:
+    """The symbols a source holds at ``interval`` (what ``ingest`` takes without ``symbols``)."""
+    return make_source(source, options).symbols(interval)
+
+
 @task(name="validate-bars", task_run_name="validate {series.label}", cache_policy=NO_CACHE)
-def validate(series: Series, received: pl.DataFrame, max_step: float) -> Validation:
+def validate(series: Series, received: Received, max_step: float) -> Validation:
     """Run the Great Expectations suite on one series' received bars."""
+    crash_point("validate")
     previous_close = None
-    first_ts = received["ts"].min()
+    first_ts = received.bars["ts"].min()
     if first_ts is not None:
         with open_warehouse() as con:
             previous_close = close_before(con, *series.key, first_ts)
-    validation = validate_bars(received, series.interval, previous_close, max_step)
+    validation = validate_received(received, series.interval, previous_close, max_step)
     for check in validation.checks.filter(~pl.col("success")).iter_rows(named=True):
         get_run_logger().warning(
             "%s: %d rows failed %s", series.label, check["unexpected_count"], check["check"]
@@ -78,19 +92,34 @@ def validate(series: Series, received: pl.DataFrame, max_step: float) -> Validat
 
 
 @task(name="load-bars", task_run_name="load {series.label}", cache_policy=NO_CACHE)
-def load(run_id: str, series: Series, validation: Validation) -> SeriesLoad:
-    """Upsert the good bars and quarantine the rejected ones, in one transaction."""
+def load(
+    run_id: str, series: Series, validation: Validation, repair: Repair | None = None
+) -> SeriesLoad:
+    """Upsert the good bars and quarantine the rejected ones, in one transaction.
+
+    With ``repair``, stored bars of that range the batch does not hold are removed.
+    """
+    crash_point("load")
     with open_warehouse() as con:
         result = store_series(
-            con, run_id, series.key, validation.good, validation.rejected, validation.checks
+            con,
+            run_id,
+            series.key,
+            validation.good,
+            validation.rejected,
+            validation.checks,
+            validation.not_closed,
+            repair,
         )
     get_run_logger().info(
-        "%s: loaded %d (new %d, revised %d), rejected %d",
+        "%s: loaded %d (new %d, revised %d, removed %d), rejected %d, not closed %d",
         series.label,
         result.loaded,
         result.new_bars,
         result.revised_bars,
+        result.removed_bars,
         result.rejected,
+        result.not_closed,
     )
     return result
 
@@ -99,11 +128,12 @@ def load(run_id: str, series: Series, validation: Validation) -> SeriesLoad:
 def summarise(loads: list[SeriesLoad], failures: dict[str, str]) -> str:
     """Publish a markdown artifact with one line per series; returns the markdown."""
     lines = [
-        "| series | received | loaded | new | revised | rejected | first bar | last bar |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "| series | received | loaded | new | revised | removed | rejected | not closed "
+        "| first bar | last bar |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
         *(
-            f"| {'/'.join((x.source, x.symbol, x.interval))} | {x.received} | {x.loaded} "
-            f"| {x.new_bars} | {x.revised_bars} | {x.rejected} | {x.first_ts or '-'} "
+            f"| {x.label} | {x.received} | {x.loaded} | {x.new_bars} | {x.revised_bars} "
+            f"| {x.removed_bars} | {x.rejected} | {x.not_closed} | {x.first_ts or '-'} "
             f"| {x.last_ts or '-'} |"
             for x in loads
         ),

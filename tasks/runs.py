@@ -10,10 +10,10 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from attnviz import config
-from tasks.writer import open_warehouse, run_slot
-from warehouse.locks import file_lock, runs_lock_path
-from warehouse.runs import finish_run, start_run, work_key
-from warehouse.snapshot import publish_snapshot
+from attnviz.faults import crash_point
+from tasks.writer import open_warehouse, run_turn
+from warehouse.runs import finish_run, mark_crashed, start_run, work_key
+from warehouse.snapshot import check_live, publish_snapshot
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -31,14 +31,29 @@ def scheduled_as_of(every: timedelta) -> datetime:
 
 
 @task(name="open-run", task_run_name="open {flow}")
-def open_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> str:
-    """Record the work as running and return its run id (its work key)."""
-    run_id = work_key(flow, parameters, as_of)
+def open_run(run_id: str, flow: str, parameters: dict[str, Any], as_of: datetime) -> None:
+    """Check the warehouse is intact, mark the runs whose process died as crashed, then
+    record this work as running.
+
+    Called with the runs lock held: no other run is in progress, so a row still
+    ``running`` is one whose process died without closing it.
+    """
+    logger = get_run_logger()
+    check_live(config.warehouse_path(), config.snapshot_path(), config.write_wait_seconds())
     with open_warehouse() as con:
+        crashed = mark_crashed(con)
         attempt = start_run(con, run_id, str(flow_run.id), flow, parameters, as_of)
+    for run in crashed:
+        logger.warning(
+            "run %s (pid %s on %s, started %s) had crashed: its process ended without "
+            "closing it; marked crashed",
+            run["run_id"],
+            run["pid"],
+            run["host"],
+            run["started_at"],
+        )
     if attempt > 1:
-        get_run_logger().info("%s: attempt %d at this work; its rows are replaced", run_id, attempt)
-    return run_id
+        logger.info("%s: attempt %d at this work; its rows are replaced", run_id, attempt)
 
 
 @task(name="close-run")
@@ -51,6 +66,7 @@ def close_run(run_id: str, status: str, message: str | None = None) -> None:
 @task(name="publish-snapshot")
 def publish() -> bool:
     """Publish the read-only snapshot for readers, unless another run is still in progress."""
+    crash_point("publish")
     published = publish_snapshot(
         config.warehouse_path(), config.snapshot_path(), config.write_wait_seconds()
     )
@@ -65,20 +81,17 @@ def publish() -> bool:
 def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iterator[str]:
     """Run the block as the work (flow, parameters, as_of), recorded in ``runs``.
 
-    The run first takes the warehouse's concurrency slot (:func:`tasks.writer.run_slot`).
-    Its row is opened, then closed as succeeded or failed with the reason; while it
-    is open the run holds the shared runs lock, and when it ends it publishes the
-    snapshot, so readers see the warehouse between runs, never during one.
+    The run first takes its turn at the warehouse (:func:`tasks.writer.run_turn`),
+    which it holds until its row is closed. Its row is opened, then closed as
+    succeeded or failed with the reason (a SIGTERM too, raised as an exception by
+    Prefect; only a process that dies outright leaves it open, for the next run to
+    mark crashed). When it ends it publishes the snapshot, so readers see the
+    warehouse between runs, never during one.
     """
-    database = config.warehouse_path()
+    run_id = work_key(flow, parameters, as_of)
     try:
-        with (
-            run_slot(),
-            file_lock(
-                runs_lock_path(database), config.write_wait_seconds(), shared=True, what="runs lock"
-            ),
-        ):
-            run_id = open_run(flow, parameters, as_of)
+        with run_turn(run_id):
+            open_run(run_id, flow, parameters, as_of)
             try:
                 yield run_id
             except BaseException as error:

@@ -1,4 +1,12 @@
-"""Writing and reading bars: set-based upserts, the quarantine, watermarks."""
+"""Writing and reading bars: set-based upserts, the quarantine, repairs, watermarks.
+
+Repairing history: an incremental run re-reads only the last few bars, so a bar
+corrected further back loads when its range is read again (``ingest --full`` with
+``--start``/``--end``). With a :class:`Repair` range the load also removes the
+stored bars of that range that the source no longer has at all (a bar loaded on a
+wrong day, say). A quarantined row stays in ``bars_rejected`` as evidence and is
+marked resolved (``resolved_by``) once a good bar is stored at its ts.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +20,11 @@ from warehouse.db import query, transaction
 
 @dataclass(frozen=True)
 class SeriesLoad:
-    """What one series' batch did to the warehouse. ``received == loaded + rejected``."""
+    """What one series' batch did to the warehouse.
+
+    ``received == loaded + rejected + not_closed``: every row the source read is
+    loaded, quarantined, or counted as a bar that had not closed yet.
+    """
 
     source: str
     symbol: str
@@ -20,10 +32,29 @@ class SeriesLoad:
     received: int
     loaded: int
     rejected: int
+    not_closed: int
     new_bars: int
     revised_bars: int
+    removed_bars: int
     first_ts: datetime | None
     last_ts: datetime | None
+
+    @property
+    def label(self) -> str:
+        """``source/symbol/interval``."""
+        return f"{self.source}/{self.symbol}/{self.interval}"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A range of bar-open times, ``start <= ts < end``, that a batch replaces as a whole.
+
+    Stored bars in it that the batch holds neither as a good nor as a rejected row
+    are removed; ``start=None`` reaches back to the series' first bar.
+    """
+
+    start: datetime | None
+    end: datetime
 
 
 def store_series(
@@ -33,6 +64,8 @@ def store_series(
     good: pl.DataFrame,
     rejected: pl.DataFrame,
     checks: pl.DataFrame,
+    not_closed: int = 0,
+    repair: Repair | None = None,
 ) -> SeriesLoad:
     """Load one validated batch in one transaction: bars, quarantine, counts and check results.
 
@@ -44,29 +77,36 @@ def store_series(
         The run doing the load; a second call with the same run and series replaces its records.
     series
         (source, symbol, interval).
-    good, rejected, checks
+    good, rejected, checks, not_closed
         The parts of an :class:`attnviz.quality.Validation`.
+    repair
+        When given, stored bars of this range that the batch does not hold are removed.
     """
     source, symbol, interval = series
     with transaction(con):
+        removed_bars = 0 if repair is None else _remove_missing(con, series, repair, good, rejected)
         new_bars, revised_bars = _upsert_bars(con, good, run_id)
+        _resolve_quarantine(con, series, good, run_id)
         _quarantine(con, rejected, run_id)
         load = SeriesLoad(
             source=source,
             symbol=symbol,
             interval=interval,
-            received=good.height + rejected.height,
+            received=good.height + rejected.height + not_closed,
             loaded=good.height,
             rejected=rejected.height,
+            not_closed=not_closed,
             new_bars=new_bars,
             revised_bars=revised_bars,
+            removed_bars=removed_bars,
             first_ts=good["ts"].min(),
             last_ts=good["ts"].max(),
         )
         con.execute(
-            "INSERT OR REPLACE INTO run_series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO run_series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, source, symbol, interval, load.received, load.loaded, load.rejected,
-             load.new_bars, load.revised_bars, load.first_ts, load.last_ts],
+             load.not_closed, load.new_bars, load.revised_bars, load.removed_bars,
+             load.first_ts, load.last_ts],
         )  # fmt: skip
         checks_in = checks.select(
             pl.lit(run_id).alias("run_id"),
@@ -125,7 +165,57 @@ def _upsert_bars(
     return new_bars, revised_bars
 
 
+def _remove_missing(
+    con: duckdb.DuckDBPyConnection,
+    series: tuple[str, str, str],
+    repair: Repair,
+    good: pl.DataFrame,
+    rejected: pl.DataFrame,
+) -> int:
+    """Delete the stored bars of ``repair``'s range that the batch does not hold; returns how many.
+
+    A ts the batch holds only as a rejected row keeps its stored bar: a bad row never
+    replaces good data.
+    """
+    held = pl.concat([good.select("ts"), rejected.select("ts").drop_nulls()])
+    con.register("held_ts", held)
+    try:
+        [(removed,)] = con.execute(
+            """
+            DELETE FROM bars
+            WHERE source = ? AND symbol = ? AND interval = ?
+              AND ts >= coalesce(?::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ) AND ts < ?
+                AND ts NOT IN (SELECT ts FROM held_ts)
+            """,
+            [*series, repair.start, repair.end],
+        ).fetchall()  # DuckDB answers a DELETE with the count of rows it removed
+    finally:
+        con.unregister("held_ts")
+    return removed
+
+
+def _resolve_quarantine(
+    con: duckdb.DuckDBPyConnection, series: tuple[str, str, str], good: pl.DataFrame, run_id: str
+) -> None:
+    """Mark the open quarantine rows of the series at a ts that now has a good bar as resolved."""
+    if good.is_empty():
+        return
+    con.register("good_ts", good.select("ts"))
+    try:
+        con.execute(
+            """
+            UPDATE bars_rejected SET resolved_by = ?, resolved_at = now()
+            WHERE source = ? AND symbol = ? AND interval = ? AND resolved_by IS NULL
+              AND ts IN (SELECT ts FROM good_ts)
+            """,
+            [run_id, *series],
+        )
+    finally:
+        con.unregister("good_ts")
+
+
 def _quarantine(con: duckdb.DuckDBPyConnection, rejected: pl.DataFrame, run_id: str) -> None:
+    """Insert the rejected rows; a row rejected before is rejected again, and open again."""
     if rejected.is_empty():
         return
     con.register("rejected_in", rejected)
@@ -133,12 +223,14 @@ def _quarantine(con: duckdb.DuckDBPyConnection, rejected: pl.DataFrame, run_id: 
         con.execute(
             """
             INSERT INTO bars_rejected
-            SELECT source, symbol, interval, ts, raw, md5(raw), failed, ?, now()
+            SELECT source, symbol, interval, ts, raw, md5(raw), failed, ?, now(), NULL, NULL
             FROM rejected_in
             ON CONFLICT (source, symbol, interval, row_hash) DO UPDATE SET
                 failed = excluded.failed,
                 run_id = excluded.run_id,
-                rejected_at = excluded.rejected_at
+                rejected_at = excluded.rejected_at,
+                resolved_by = NULL,
+                resolved_at = NULL
             """,
             [run_id],
         )

@@ -1,11 +1,17 @@
-"""Opening the warehouse, applying its migrations, and transactions.
+"""Opening the warehouse, applying its migrations, transactions, and checking it is intact.
 
 The warehouse is one DuckDB file. DuckDB allows one read-write process per file,
 so writers keep transactions short; readers open it read-only.
+
+A read-only connection is the door through which people run their own SQL
+(``attnviz sql``), so it is closed to everything but reading the warehouse: DuckDB's
+read-only mode alone still lets a statement attach another file read-write, copy
+a query over any file (the database itself included), read any file, or load an
+extension.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -14,44 +20,122 @@ import polars as pl
 
 from attnviz import config
 
+# Given when the file is opened, so that no statement ever runs with these doors open.
+# External access covers ATTACH, COPY, EXPORT/IMPORT, read_csv and the other readers,
+# glob, INSTALL and LOAD; autoloading would otherwise fetch an extension by itself.
+# With no temp directory a query too big for memory fails instead of writing spill files.
+READER_CONFIG: dict[str, str | bool] = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "temp_directory": "",
+}
+
+# How DuckDB says, when it opens a file, that the file is not what it wrote.
+CORRUPTION_SIGNS = (
+    "Corrupt database file",  # a block or header fails its checksum
+    "not a valid DuckDB database file",  # the main header is gone
+    "Could not read enough bytes",  # the file was cut short
+)
+
 
 class WarehouseError(RuntimeError):
     """The warehouse cannot be opened or used as asked; the message says why."""
+
+
+class WarehouseCorrupt(WarehouseError):
+    """The warehouse file no longer holds what was written to it (a failed disk, a stray write)."""
 
 
 def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (default :func:`attnviz.config.warehouse_path`).
 
     A read-write connection creates the file if needed and applies pending migrations.
-    Timestamps are read and written in UTC.
+    A read-only connection can read the warehouse's tables and views and nothing
+    else: it cannot write, attach, read or write any file, load an extension, or
+    change these settings back. Timestamps are read and written in UTC.
+
+    Raises
+    ------
+    WarehouseCorrupt
+        The file fails DuckDB's checksums while it is opened.
+    WarehouseError
+        There is no file to read, or DuckDB cannot open it (another process holds it).
     """
     path = Path(path) if path else config.warehouse_path()
     if read_only and not path.exists():
         raise WarehouseError(f"no warehouse at {path}: run `attnviz run` first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    settings = READER_CONFIG if read_only else {}
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=settings)
     except duckdb.IOException as error:
+        if any(sign in str(error) for sign in CORRUPTION_SIGNS):
+            raise WarehouseCorrupt(f"warehouse {path} is corrupt: {error}") from error
         raise WarehouseError(f"cannot open warehouse {path}: {error}") from error
-    con.execute("SET TimeZone = 'UTC'")
-    if not read_only:
+    if read_only:
+        _close_reader(con)
+    else:
+        con.execute("SET TimeZone = 'UTC'")
         migrate(con)
     return con
 
 
+def _close_reader(con: duckdb.DuckDBPyConnection) -> None:
+    """Shut a read-only connection's last doors and lock its settings.
+
+    Closing external access leaves DuckDB's own files open to SQL (``allowed_paths``
+    holds the database and its ``.wal``): ``COPY ... TO '<database>' (USE_TMP_FILE
+    false)`` would overwrite the file. With the local file system disabled no
+    statement can touch a file, while the database, opened already, stays readable.
+    DuckDB takes neither that nor the time zone (ICU's setting) before the file is
+    open, hence here; the lock comes last. Connections to one file in one process
+    share a database, and with it these global settings: the first reader sets them.
+    """
+    [(locked,)] = con.execute("SELECT current_setting('lock_configuration')").fetchall()
+    if not locked:
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
+        con.execute("SET disabled_filesystems = 'LocalFileSystem'")
+        con.execute("SET lock_configuration = true")
+
+
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
-    """Run a parameterised query and return its result as a polars frame."""
-    return pl.from_arrow(con.execute(sql, params or []).to_arrow_table())
+    """Run a parameterised query and return its result as a polars frame.
+
+    Raises
+    ------
+    WarehouseError
+        ``sql`` is empty, or holds no statement that returns a result (only comments).
+    """
+    return pl.from_arrow(_execute(con, sql, params).to_arrow_table())
 
 
 def query_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dict | None:
-    """The first row of a parameterised query as a column -> value dict, or ``None``."""
-    cursor = con.execute(sql, params or [])
+    """The first row of a parameterised query as a column -> value dict, or ``None``.
+
+    Raises
+    ------
+    WarehouseError
+        ``sql`` is empty, or holds no statement that returns a result (only comments).
+    """
+    cursor = _execute(con, sql, params)
     rows = cursor.fetchall()
     if not rows:
         return None
     return dict(zip([column[0] for column in cursor.description], rows[0], strict=True))
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None
+) -> duckdb.DuckDBPyConnection:
+    """Run ``sql`` and return the cursor holding its result, or say why there is none."""
+    if not sql.strip():
+        raise WarehouseError("empty query: give a SQL statement, e.g. SELECT count(*) FROM bars")
+    cursor = con.execute(sql, params or [])
+    if cursor is None:  # DuckDB returns no cursor when the text holds no statement
+        raise WarehouseError(f"no statement to run in {sql!r}: it holds only comments or ';'")
+    return cursor
 
 
 @contextmanager
@@ -95,3 +179,36 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
             )
         applied.append(version)
     return applied
+
+
+def check_integrity(path: Path) -> None:
+    """Raise :class:`WarehouseCorrupt` unless DuckDB reads every table of ``path`` back intact.
+
+    DuckDB verifies a block's checksum only when it reads the block, so a damaged
+    block goes unnoticed until a query happens to need it. This opens the file
+    read-only and reads every column of every table (the catalog and all table
+    data, decoded). Primary-key index blocks are not read by a scan; DuckDB checks
+    them when a write needs them, and the write then fails. Call it while no process
+    writes the file (hold the write lock).
+
+    Raises
+    ------
+    WarehouseCorrupt
+        Some block fails its checksum or cannot be read; DuckDB's message says which.
+    WarehouseError
+        The file cannot be opened at all (missing, or held by a writer).
+    """
+    with closing(connect(path, read_only=True)) as con:
+        try:
+            tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+            for schema, table in tables:
+                # Aggregating every column keeps the optimizer from skipping any of them.
+                name = f"{_quoted(schema)}.{_quoted(table)}"
+                con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM {name}").fetchall()
+        except duckdb.Error as error:
+            raise WarehouseCorrupt(f"warehouse {path} is corrupt: {error}") from error
+
+
+def _quoted(name: str) -> str:
+    """``name`` as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'

@@ -3,16 +3,29 @@
 A run is keyed by its logical work: the flow, its parameters and the as-of moment
 it stands at. Running the same work again (a retry from the Prefect UI, or a new
 run with the same parameters) reuses the key, so its rows replace the earlier ones.
+
+A run whose process dies (``kill -9``, the out-of-memory killer, a CI timeout, a
+reboot) cannot close its row. Whoever next holds the runs lock of
+:mod:`warehouse.locks`, which a live run holds for its whole life, knows that no run
+is in progress, so any row still ``running`` is marked ``crashed``
+(:func:`mark_crashed`): the next run does it as it starts, and a reader can do it
+first (:func:`reap_crashed_runs`).
 """
 
 import hashlib
 import json
+import os
+import socket
+from contextlib import suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from warehouse.db import query_row, transaction
+from warehouse.locks import WarehouseBusy, file_lock, runs_lock_path, writer
+from warehouse.snapshot import publish_snapshot
 
 
 def work_key(flow: str, parameters: dict[str, Any], as_of: datetime) -> str:
@@ -36,7 +49,7 @@ def start_run(
     parameters: dict[str, Any],
     as_of: datetime,
 ) -> int:
-    """Record the work as ``running`` and return which attempt at it this is (1, 2, ...).
+    """Record the work as ``running`` by this process and return which attempt it is (1, 2, ...).
 
     Starting work that ran before clears its per-series records; the other tables
     replace their rows of the run as each step writes them again.
@@ -49,13 +62,67 @@ def start_run(
         con.execute(
             """
             INSERT INTO runs (run_id, flow, parameters, as_of, started_at, status,
-                              flow_run_id, attempts)
-            VALUES (?, ?, ?, ?, now(), 'running', ?, ?)
+                              flow_run_id, attempts, pid, host)
+            VALUES (?, ?, ?, ?, now(), 'running', ?, ?, ?, ?)
             """,
             [run_id, flow, json.dumps(parameters, default=str, sort_keys=True), as_of,
-             flow_run_id, attempt],
+             flow_run_id, attempt, os.getpid(), socket.gethostname()],
         )  # fmt: skip
     return attempt
+
+
+def mark_crashed(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Mark every ``running`` run as ``crashed``, now; return those runs' rows as they were.
+
+    Call it only while holding the runs lock exclusively: then no run is in
+    progress, and a row still ``running`` belongs to a process that died before it
+    could close it. Its end went unseen, so ``ended_at`` stays empty and
+    ``crashed_noticed_at`` says when it was found.
+    """
+    return [
+        dict(zip(("run_id", "pid", "host", "started_at"), row, strict=True))
+        for row in con.execute(
+            """
+            UPDATE runs SET
+                status = 'crashed', crashed_noticed_at = now(),
+                message = 'its process (' || coalesce('pid ' || pid || ' on ' || host, 'unknown')
+                    || ') ended without closing the run: killed (kill -9, out of memory, a '
+                    || 'timeout) or its machine stopped'
+            WHERE status = 'running'
+            RETURNING run_id, pid, host, started_at
+            """
+        ).fetchall()
+    ]
+
+
+def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
+    """Mark the runs of ``database`` whose process died as crashed, for readers; return their ids.
+
+    Without it a reader sees a crashed run as ``running`` until the next run starts.
+    It never waits: while a run is in progress (which marked them as it started) or
+    another process writes, or when this process may not write the warehouse, it
+    leaves them to the next run. When it marks some, it publishes the snapshot again
+    so that its readers see them.
+
+    Parameters
+    ----------
+    database, snapshot
+        The live warehouse file and its published read-only copy.
+    """
+    if not os.access(database, os.W_OK):
+        return []
+    try:
+        with (
+            file_lock(runs_lock_path(database), 0, what="runs lock"),
+            writer(database, 0) as con,
+        ):
+            crashed = [run["run_id"] for run in mark_crashed(con)]
+    except WarehouseBusy:
+        return []
+    if crashed:
+        with suppress(WarehouseBusy):  # another process writes: the next run publishes
+            publish_snapshot(database, snapshot, 0)
+    return crashed
 
 
 def finish_run(
@@ -66,11 +133,13 @@ def finish_run(
         """
         UPDATE runs SET
             status = $status, message = $message, ended_at = now(),
-            received = totals.received, loaded = totals.loaded, rejected = totals.rejected
+            received = totals.received, loaded = totals.loaded, rejected = totals.rejected,
+            not_closed = totals.not_closed
         FROM (
             SELECT coalesce(sum(received), 0) AS received,
                    coalesce(sum(loaded), 0) AS loaded,
-                   coalesce(sum(rejected), 0) AS rejected
+                   coalesce(sum(rejected), 0) AS rejected,
+                   coalesce(sum(not_closed), 0) AS not_closed
             FROM run_series WHERE run_id = $run_id
         ) AS totals
         WHERE runs.run_id = $run_id

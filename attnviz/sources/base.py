@@ -1,12 +1,17 @@
 """The one interface every bar source implements."""
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 import polars as pl
 
-from attnviz.bars import check_symbol, interval_duration
+from attnviz.bars import RECEIVED_SCHEMA, check_symbol, interval_duration
+
+
+def empty_rejected() -> pl.DataFrame:
+    """A quarantine frame with no rows: :data:`RECEIVED_SCHEMA` plus ``failed``."""
+    return pl.DataFrame(schema={**RECEIVED_SCHEMA, "failed": pl.List(pl.String)})
 
 
 @dataclass(frozen=True)
@@ -35,31 +40,76 @@ class BarRequest:
         interval_duration(self.interval)
 
 
-class BarSource(Protocol):
-    """A source of OHLCV bars.
+@dataclass(frozen=True)
+class Received:
+    """Everything a source read for one request, each row accounted for.
 
-    ``fetch`` returns a frame with :data:`attnviz.bars.RECEIVED_SCHEMA`: only
-    closed bars inside the request's bounds, plus any rows whose ``ts`` could
-    not be read (so validation can quarantine them rather than lose them).
+    ``received == len(bars) + len(rejected) + not_closed``: a row the source read
+    either goes on to validation, is already quarantined with a reason, or is a
+    bar that had not closed by the request's ``as_of`` (counted, not stored).
+
+    Attributes
+    ----------
+    bars
+        Rows for validation, in :data:`attnviz.bars.RECEIVED_SCHEMA`: closed bars inside the
+        request's bounds, plus rows whose ``ts`` could not be read (validation quarantines them).
+    rejected
+        Rows the source itself could tell were wrong (e.g. an ``interval`` column naming another
+        interval, a bar timestamped in the future), as received plus ``failed``: the reasons.
+    not_closed
+        Rows of bars that had not closed by ``as_of`` (the forming bar, or a later one).
     """
+
+    bars: pl.DataFrame
+    rejected: pl.DataFrame = field(default_factory=empty_rejected)
+    not_closed: int = 0
+
+    @property
+    def received(self) -> int:
+        """How many rows the source read for the request."""
+        return self.bars.height + self.rejected.height + self.not_closed
+
+
+class BarSource(Protocol):
+    """A source of OHLCV bars: ``fetch`` returns what it read for a request (:class:`Received`)."""
 
     name: str
 
-    def fetch(self, request: BarRequest) -> pl.DataFrame: ...
+    def symbols(self, interval: str) -> list[str]:
+        """The symbols the source holds at ``interval``."""
+        ...
+
+    def fetch(self, request: BarRequest) -> Received:
+        """What the source read for ``request``."""
+        ...
 
 
-def in_request(frame: pl.DataFrame, request: BarRequest) -> pl.DataFrame:
-    """Rows of ``frame`` inside the request's time bounds and closed by its ``as_of``.
+def in_request(frame: pl.DataFrame, request: BarRequest, now: datetime | None = None) -> Received:
+    """Sort the rows of ``frame`` (received schema) by what the request makes of them.
 
-    Rows without a ts are kept: they are bad input that validation must see.
+    Rows inside the request's time bounds that had closed by its ``as_of`` go on to
+    validation; so do rows without a ``ts``, which are bad input validation must see.
+    Rows that open after the wall clock (``now``) cannot be real bars and are
+    rejected as ``ts_in_future``; the others that had not closed by ``as_of`` are
+    counted as ``not_closed``. Rows outside ``[start, end)`` were not asked for.
     """
+    now = now or datetime.now(UTC)
     ts = pl.col("ts")
-    keep = ts + interval_duration(request.interval) <= request.as_of
+    wanted = pl.lit(True)
     if request.start is not None:
-        keep &= ts >= request.start
+        wanted &= ts >= request.start
     if request.end is not None:
-        keep &= ts < request.end
-    return frame.filter(keep | ts.is_null())
+        wanted &= ts < request.end
+    frame = frame.filter(wanted | ts.is_null())
+    future = ts > now
+    closed = ts + interval_duration(request.interval) <= request.as_of
+    return Received(
+        bars=frame.filter(ts.is_null() | (closed & ~future)),
+        rejected=frame.filter(future).with_columns(
+            pl.lit(["ts_in_future"], dtype=pl.List(pl.String)).alias("failed")
+        ),
+        not_closed=frame.filter(~closed & ~future).height,
+    )
 
 
 def with_raw(frame: pl.DataFrame) -> pl.Expr:

@@ -13,7 +13,7 @@ import polars as pl
 
 from attnviz import config
 from attnviz.bars import RECEIVED_SCHEMA, VALUES, BarDataError
-from attnviz.sources.base import BarRequest, in_request, with_raw
+from attnviz.sources.base import BarRequest, Received, in_request, with_raw
 
 
 @cache
@@ -44,18 +44,27 @@ class SampleSource:
         pairs = bars.select("symbol", "interval").unique().sort("symbol", "interval")
         return [(row[0], row[1]) for row in pairs.iter_rows()]
 
-    def fetch(self, request: BarRequest) -> pl.DataFrame:
-        """Closed bars of one sample series; raises :class:`BarDataError` for a series it lacks."""
+    def symbols(self, interval: str) -> list[str]:
+        """The symbols the sample holds at ``interval``."""
+        return [symbol for symbol, held in self.series() if held == interval]
+
+    def fetch(self, request: BarRequest) -> Received:
+        """Closed bars of one sample series; raises :class:`BarDataError` for a series it lacks.
+
+        Bars opening after ``as_of`` do not exist yet in the replayed history; only the
+        bar forming at ``as_of`` is counted as not closed.
+        """
         if (request.symbol, request.interval) not in self.series():
             known = ", ".join(f"{symbol} {interval}" for symbol, interval in self.series())
             raise BarDataError(
                 f"sample source has no series {request.symbol} {request.interval}; it has: {known}"
             )
         bars = _load(self.directory.resolve()).filter(
-            pl.col("symbol") == request.symbol, pl.col("interval") == request.interval
+            pl.col("symbol") == request.symbol,
+            pl.col("interval") == request.interval,
+            pl.col("ts") < request.as_of,
         )
-        bars = in_request(bars, request)
-        return bars.select(
+        received = bars.select(
             pl.lit(self.name).alias("source"),
             "symbol",
             "interval",
@@ -63,3 +72,4 @@ class SampleSource:
             *VALUES,
             with_raw(bars),
         ).cast(RECEIVED_SCHEMA)
+        return in_request(received, request, now=request.as_of)

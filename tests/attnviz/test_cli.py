@@ -97,3 +97,61 @@ def test_ingest_command_prints_a_line_per_series(capsys: pytest.CaptureFixture[s
     assert "sample/MSFT/1d: received 212, loaded 212 (new 212, revised 0), rejected 0" in out
     assert main(["ingest", "--symbols", "NOPE"]) == 1
     assert "sample source has no series NOPE 1d" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("filled")
+def test_db_is_taken_before_or_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere.duckdb"
+    snapshot = tmp_path / "elsewhere-snapshot.duckdb"
+    for argv in (
+        ["--db", str(elsewhere), "sql", "select 1"],
+        ["sql", "select 1", "--db", str(elsewhere)],
+    ):
+        assert main(argv) == 1
+        assert f"no warehouse at {snapshot}" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("filled")
+def test_csv_writes_list_columns_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    query = "select ['a', 'b'] as checks, {'k': 1} as s, 2 as n"
+    assert main(["sql", query, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["checks,s,n", '"[""a"", ""b""]","{""k"": 1}",2']
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backfill", "--as-of", "2010-01-01", "--symbols", "NOPE"], "no series NOPE to backfill"),
+        (
+            ["ingest", "--start", "2020-02-01", "--end", "2020-01-01"],
+            "--start 2020-02-01 00:00:00+00:00 is not before --end",
+        ),
+        (["ingest", "--repair"], "--repair replaces what is stored in the range: add --full"),
+        (["ingest", "--ts-format", "%m/%d/%Y"], "are for --source files, not sample"),
+        (["ingest", "--source", "files"], "--source files needs --path"),
+    ],
+)
+def test_arguments_that_cannot_work_fail_before_any_run(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"attnviz {argv[0]}: {err.split(': ', 1)[1]}" and message in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.e2e
+def test_a_failed_run_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "AAPL.csv").write_text("ts,open,high,low,close,volume\n2020-01-02,1,2,1,1.5,10\n")
+    argv = ["ingest", "--source", "files", "--path", str(tmp_path), "--symbols", "MSFT"]
+    done = subprocess.run(
+        [sys.executable, "-m", "attnviz.cli", *argv], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1
+    output = done.stdout + done.stderr
+    failures = [line for line in output.splitlines() if line.startswith("attnviz ingest:")]
+    assert len(failures) == 1 and "no bars for MSFT 1d" in failures[0]
+    assert "Traceback" not in output and "ERROR" not in output and "Retry" not in output
+    assert output.count("no bars for MSFT") == 1

@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 
 from attnviz.bars import SCHEMA, BarDataError
-from attnviz.quality import CHECKS, validate_bars
-from attnviz.sources.base import with_raw
+from attnviz.quality import CHECKS, validate_bars, validate_received
+from attnviz.sources.base import Received, with_raw
 
 Bars = Callable[..., pl.DataFrame]
 
@@ -95,7 +95,7 @@ def test_hourly_grid(bars: Bars) -> None:
 
 
 def test_step_check_flags_a_jump_and_the_way_back(bars: Bars) -> None:
-    received = spoil(bars(6), 3, close=1000.0, high=1001.0)
+    received = spoil(bars(6), 3, open=1000.0, close=1000.0, high=1001.0, low=999.0)
     failed = failed_by_row(received)
     assert failed == {3: {"close_step_within_limit"}, 4: {"close_step_within_limit"}}
     # A looser limit lets the same bars through.
@@ -130,3 +130,53 @@ def test_wrong_dtype_or_missing_column_is_a_clear_error(bars: Bars) -> None:
         validate_bars(received.drop("volume"), "1d")
     with pytest.raises(BarDataError, match="max_step must be > 1"):
         validate_bars(received, "1d", max_step=0.5)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"high": float("inf")}, {"high_within_bound", "range_within_limit"}),
+        ({"volume": float("inf")}, {"volume_within_bound"}),
+        # 1e309 overflows to inf when a CSV is parsed; 1e308 is finite but absurd.
+        ({"high": float("1e309")}, {"high_within_bound", "range_within_limit"}),
+        (
+            {"open": 1e308, "high": 1e308, "low": 1e308, "close": 1e308},
+            {f"{c}_within_bound" for c in ("open", "high", "low", "close")}
+            | {"close_step_within_limit"},
+        ),
+        ({"high": 1000.0}, {"range_within_limit"}),
+    ],
+)
+def test_infinite_and_absurd_values_are_quarantined(
+    bars: Bars, values: dict, expected: set[str]
+) -> None:
+    failed = failed_by_row(spoil(bars(5), 2, **values))
+    assert set(failed) >= {2} and failed[2] == expected
+
+
+def test_a_first_batch_of_absurd_prices_fails_without_an_earlier_close(bars: Bars) -> None:
+    received = bars(3).with_columns(pl.col(c) * 1e300 for c in ("open", "high", "low", "close"))
+    received = received.drop("raw").pipe(lambda f: f.with_columns(with_raw(f)))
+    assert validate_bars(received, "1d").good.is_empty()
+
+
+def test_rows_the_source_rejected_join_the_quarantine_with_their_reasons(bars: Bars) -> None:
+    frame = bars(4)
+    rejected = frame.head(1).with_columns(
+        pl.lit(["interval_mismatch"], dtype=pl.List(pl.String)).alias("failed")
+    )
+    result = validate_received(Received(frame.tail(3), rejected, not_closed=2), "1d")
+    assert (result.good.height, result.rejected.height, result.not_closed) == (3, 1, 2)
+    assert result.received == 6
+    assert result.rejected["failed"].to_list() == [["interval_mismatch"]]
+    reported = result.checks.filter(pl.col("check") == "interval_mismatch").row(0, named=True)
+    assert reported == {"check": "interval_mismatch", "success": False, "unexpected_count": 1}
+
+
+def test_a_batch_the_source_rejected_whole_still_reports_every_check(bars: Bars) -> None:
+    rejected = bars(2).with_columns(
+        pl.lit(["ts_in_future"], dtype=pl.List(pl.String)).alias("failed")
+    )
+    result = validate_received(Received(bars(0), rejected), "1d")
+    assert (result.good.height, result.rejected.height) == (0, 2)
+    assert set(result.checks["check"]) == {*CHECKS, "ts_in_future"}

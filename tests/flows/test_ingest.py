@@ -121,3 +121,34 @@ def test_out_of_range_parameters_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(ParameterTypeError, match=rf"\b{field}: "):
         ingest(**parameters)
+
+
+def test_bars_loaded_on_the_wrong_days_are_repaired_and_counts_reconcile(tmp_path: Path) -> None:
+    # Month-first dates; January 2024, so every day of the first twelve could also be a month.
+    month_first = [f"01/{day:02d}/2024,10,11,9,10.5,100\n" for day in range(2, 13)]
+    (tmp_path / "MSFT.csv").write_text(HEADER + "".join(month_first))
+    # Read with the wrong order: eleven bars land on the 1st of February .. December.
+    wrong = {"path": str(tmp_path), "ts_format": "%d/%m/%Y"}
+    ingest(source="files", symbols=["MSFT"], source_options=wrong, max_rejected_share=1.0)
+    assert sql("SELECT count(*) FROM bars WHERE day(ts) = 1") == [(11,)]
+
+    right = {"path": str(tmp_path), "ts_format": "%m/%d/%Y"}
+    [load] = ingest(
+        source="files", symbols=["MSFT"], source_options=right, incremental=False, repair=True
+    )
+    assert (load.received, load.loaded, load.new_bars, load.removed_bars) == (11, 11, 11, 11)
+    assert sql("SELECT min(ts)::DATE, max(ts)::DATE, count(*) FROM bars") == [
+        (datetime(2024, 1, 2).date(), datetime(2024, 1, 12).date(), 11)
+    ]
+    [(received, loaded, rejected, not_closed)] = sql(
+        "SELECT received, loaded, rejected, not_closed FROM runs ORDER BY started_at DESC LIMIT 1"
+    )
+    assert received == loaded + rejected + not_closed == 11
+
+
+def test_rows_read_after_the_as_of_are_counted_as_not_closed(tmp_path: Path) -> None:
+    (tmp_path / "MSFT.csv").write_text(HEADER + "".join(GOOD))
+    [load] = files_ingest(tmp_path, as_of=datetime(2024, 1, 7, tzinfo=UTC))
+    # 2024-01-02 .. 01-06 had closed; 01-07 .. 01-11 had not.
+    assert (load.received, load.loaded, load.rejected, load.not_closed) == (10, 5, 0, 5)
+    assert sql("SELECT received, loaded, rejected, not_closed FROM run_series") == [(10, 5, 0, 5)]

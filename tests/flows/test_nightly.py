@@ -38,7 +38,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars(
     expected = {
         (s.symbol, s.interval): SampleSource()
         .fetch(BarRequest(s.symbol, s.interval, as_of=now))
-        .height
+        .bars.height
         for s in SAMPLE_SERIES
     }
 

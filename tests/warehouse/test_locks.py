@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.locks import WarehouseBusy, file_lock, write_lock_path, writer
+from warehouse.locks import WarehouseBusy, file_lock, runs_lock_path, write_lock_path, writer
 
 
 def hold_writer(database: Path, seconds: float) -> subprocess.Popen:
@@ -76,3 +76,30 @@ def test_shared_locks_coexist_and_exclude_an_exclusive_one(tmp_path: Path) -> No
         pass
     with file_lock(path, 0):
         pass
+
+
+class Said(Exception):
+    """Raised by an ``on_wait`` callback: it ends the wait as soon as the waiter speaks."""
+
+
+def say(message: str) -> None:
+    raise Said(message)
+
+
+def test_a_waiter_says_at_once_whom_it_waits_for_and_for_how_long(tmp_path: Path) -> None:
+    path = runs_lock_path(tmp_path / "warehouse.duckdb")
+    with file_lock(path, 0, what="runs lock", holder="run nightly-1 (pid 7 on box)"):
+        # Said at the start of the wait: a message only at its end would come as WarehouseBusy.
+        with pytest.raises(Said) as said, file_lock(path, 30, what="runs lock", on_wait=say):
+            pass
+        assert str(said.value) == (
+            f"waiting up to 30 s for the runs lock {path}, held by run nightly-1 (pid 7 on box)"
+        )
+        with (
+            pytest.raises(WarehouseBusy, match=r"0.3 s .* held by run nightly-1 \(pid 7 on box\)"),
+            file_lock(path, 0.3, what="runs lock"),
+        ):
+            pass
+    with file_lock(path, 0, on_wait=say):
+        pass  # a free lock is taken without a word
+    assert path.read_text() == ""  # a holder that has left is not named any more

@@ -1,10 +1,23 @@
+import subprocess
+import sys
 from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
 
 from attnviz.quality import validate_bars
 from warehouse.bars import store_series
-from warehouse.db import connect
-from warehouse.runs import finish_run, get_run, start_run, work_key
+from warehouse.db import connect, migrations
+from warehouse.runs import (
+    finish_run,
+    get_run,
+    mark_crashed,
+    reap_crashed_runs,
+    start_run,
+    work_key,
+)
 
 AS_OF = datetime(2024, 2, 1, tzinfo=UTC)
 
@@ -58,3 +71,76 @@ def test_starting_the_same_work_again_counts_attempts_and_keeps_one_row() -> Non
     assert rows == 1
     assert (run["status"], run["message"], run["ended_at"]) == ("running", None, None)
     assert (run["flow_run_id"], run["attempts"]) == ("flow-run-2", 2)
+
+
+# A run as recorded_run does it, without Prefect: the runs lock for its whole life, its row.
+HOLD_A_RUN = """
+import sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from warehouse.locks import file_lock, runs_lock_path, writer
+from warehouse.runs import start_run
+database = Path(sys.argv[1])
+with file_lock(runs_lock_path(database), 5, holder="run r1"):
+    with writer(database, 5) as con:
+        start_run(con, "r1", "flow-run-1", "ingest", {}, datetime(2024, 2, 1, tzinfo=UTC))
+    print("running", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_run_whose_process_died_is_marked_crashed_by_whoever_looks_next(
+    tmp_path: Path,
+) -> None:
+    database, snapshot = tmp_path / "w.duckdb", tmp_path / "w-snapshot.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_RUN, str(database)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "running"
+        assert reap_crashed_runs(database, snapshot) == []  # alive: its run is in progress
+        with closing(connect(database, read_only=True)) as con:
+            assert get_run(con, "r1")["status"] == "running"
+    finally:
+        holder.kill()  # as kill -9 or the out-of-memory killer would
+        holder.wait()
+
+    assert reap_crashed_runs(database, snapshot) == ["r1"]
+    assert reap_crashed_runs(database, snapshot) == []
+    for published in (database, snapshot):  # readers of the snapshot see it too
+        with closing(connect(published, read_only=True)) as con:
+            run = get_run(con, "r1")
+        assert (run["status"], run["pid"], run["ended_at"]) == ("crashed", holder.pid, None)
+        assert run["crashed_noticed_at"] >= run["started_at"]
+        assert f"its process (pid {holder.pid} on " in run["message"]
+
+
+def test_a_warehouse_from_before_crashes_were_recorded_keeps_its_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "w.duckdb"
+    with monkeypatch.context() as older:
+        older.setattr("warehouse.db.migrations", lambda: [m for m in migrations() if m[0] < 6])
+        with closing(connect(database)) as con:
+            con.execute(
+                """
+                INSERT INTO runs (run_id, flow, parameters, as_of, started_at, ended_at, status,
+                                  received, loaded, rejected, message, flow_run_id, attempts,
+                                  not_closed)
+                VALUES ('r1', 'ingest', '{"symbols": ["A"]}', $as_of, now(), now(), 'failed',
+                        5, 3, 1, 'boom', 'flow-run-1', 2, 1),
+                       ('r2', 'nightly', '{}', $as_of, now(), NULL, 'running',
+                        NULL, NULL, NULL, NULL, 'flow-run-2', 1, NULL)
+                """,
+                {"as_of": AS_OF},
+            )
+            rows = con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
+    with closing(connect(database)) as con:
+        kept = "SELECT * EXCLUDE (pid, host, crashed_noticed_at) FROM runs ORDER BY run_id"
+        assert con.execute(kept).fetchall() == rows
+        assert [run["run_id"] for run in mark_crashed(con)] == ["r2"]
+        assert get_run(con, "r2")["status"] == "crashed"
+        with pytest.raises(duckdb.ConstraintException):  # the other statuses are still refused
+            con.execute("UPDATE runs SET status = 'lost' WHERE run_id = 'r1'")
+        # The view that joins runs binds to the rebuilt table.
+        assert con.execute("SELECT count(*) FROM latest_attention_window").fetchall() == [(0,)]

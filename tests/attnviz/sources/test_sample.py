@@ -17,7 +17,9 @@ def test_sample_holds_four_daily_stocks_and_an_hourly_series() -> None:
 
 
 def test_fetch_returns_received_frame_of_real_bars() -> None:
-    bars = make_source("sample").fetch(BarRequest("AAPL", "1d", as_of=NOW))
+    received = make_source("sample").fetch(BarRequest("AAPL", "1d", as_of=NOW))
+    assert received.rejected.is_empty() and received.not_closed == 0
+    bars = received.bars
     assert bars.schema == pl.Schema(RECEIVED_SCHEMA)
     assert bars.height == 3270
     assert bars["ts"].is_sorted() and bars["ts"].n_unique() == bars.height
@@ -32,14 +34,21 @@ def test_fetch_returns_received_frame_of_real_bars() -> None:
 def test_as_of_replays_history_with_only_closed_bars() -> None:
     source = SampleSource()
     as_of = datetime(2017, 6, 1, 10, 30, tzinfo=UTC)
-    bars = source.fetch(BarRequest("EURUSD", "1h", as_of=as_of))
-    # The 10:00 bar is still open at 10:30: the newest closed bar opened at 09:00.
-    assert bars["ts"].max() == datetime(2017, 6, 1, 9, tzinfo=UTC)
+    received = source.fetch(BarRequest("EURUSD", "1h", as_of=as_of))
+    # The 10:00 bar is still open at 10:30: it is counted, and the newest bar is the 09:00 one.
+    assert received.bars["ts"].max() == datetime(2017, 6, 1, 9, tzinfo=UTC)
+    assert received.not_closed == 1 and received.received == received.bars.height + 1
     window = source.fetch(
         BarRequest("EURUSD", "1h", as_of=as_of, start=datetime(2017, 6, 1, tzinfo=UTC))
-    )
+    ).bars
     assert window["ts"].min() == datetime(2017, 6, 1, tzinfo=UTC)
     assert window.height == 10
+
+
+def test_symbols_are_those_held_at_the_interval() -> None:
+    assert SampleSource().symbols("1d") == ["AAPL", "GOOG", "IBM", "MSFT"]
+    assert SampleSource().symbols("1h") == ["EURUSD"]
+    assert SampleSource().symbols("5m") == []
 
 
 def test_unknown_series_is_a_clear_error_listing_what_exists() -> None:
