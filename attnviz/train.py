@@ -4,6 +4,14 @@
 a chronological split with embargo, a scaler fitted on the training part, the
 Transformer and the LSTM baseline trained the same way, and test metrics for
 both and for a naive forecast. Seeded and deterministic on CPU.
+
+Two things can go wrong here that must not go by quietly. A loss that turns NaN or
+infinite stops training at once: the weights of the best finite epoch are kept,
+and if there is none the fit fails naming the model (:class:`TrainingDiverged`);
+a model whose weights went non-finite never reaches the registry. A checkpoint
+that cannot be read or written (corrupt, missing, a read-only folder) fails with
+:class:`CheckpointError` naming the file, not with the storage library's own
+error, which does not say which file it was reading.
 """
 
 import copy
@@ -11,6 +19,7 @@ import math
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +42,14 @@ from attnviz.features import (
     make_windows,
 )
 from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig, Predictions
+
+
+class TrainingDiverged(RuntimeError):
+    """Training gave a non-finite loss before any epoch had a finite validation loss."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read or written; the message names it and says why."""
 
 
 @dataclass(frozen=True)
@@ -122,13 +139,43 @@ def evaluate_loss(
 
 @dataclass
 class TrainResult:
-    """What training did: per-epoch losses, the best epoch and its validation loss."""
+    """What training did: per-epoch losses, the best epoch and its validation loss.
+
+    ``diverged`` says where the loss went non-finite, if it did (training stopped there).
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
     best_val_loss: float = math.inf
     stopped_early: bool = False
+    diverged: str | None = None
     seconds: float = 0.0
+
+
+def _train_epoch(
+    model: nn.Module,
+    train: Prepared,
+    optimizer: torch.optim.Optimizer,
+    order: torch.Tensor,
+    config: TrainConfig,
+) -> tuple[float, str | None]:
+    """One pass over ``train`` in ``order``; returns the mean loss, or where it went non-finite.
+
+    It stops at the first non-finite batch loss, before that batch's step: one step
+    on a NaN gradient would make every weight NaN.
+    """
+    seen, running = 0, 0.0
+    for batch_number, start in enumerate(range(0, len(train), config.batch_size), 1):
+        batch = train.batch(order[start : start + config.batch_size])
+        loss, _ = multitask_loss(model(batch.x), batch, config.loss_weights)
+        if not torch.isfinite(loss):
+            return math.nan, f"training loss {loss.item()} at batch {batch_number}"
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        running, seen = running + loss.item() * len(batch), seen + len(batch)
+    return running / seen, None
 
 
 def train_model(
@@ -137,8 +184,31 @@ def train_model(
     val: Prepared,
     config: TrainConfig,
     log: Callable[[str], None] = print,
+    name: str = "model",
 ) -> TrainResult:
-    """Train with AdamW, gradient clipping and early stopping; leaves the best weights loaded."""
+    """Train with AdamW, gradient clipping and early stopping; leaves the best weights loaded.
+
+    Parameters
+    ----------
+    model
+        The network to train, in place.
+    train, val
+        Training data and the validation data that picks the best epoch.
+    config
+        Optimiser, batch, stopping and loss settings.
+    log
+        Receives one line per epoch.
+    name
+        What is trained, for messages (e.g. the registry name ``sample/AAPL/1d``).
+
+    Raises
+    ------
+    TrainingDiverged
+        If the training or validation loss went non-finite before any epoch ended
+        with a finite validation loss: there are no weights worth keeping. After
+        such an epoch, training stops instead and keeps the best epoch's weights.
+    """
+    kind = type(model).__name__
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -150,21 +220,27 @@ def train_model(
     )
     for epoch in range(config.epochs):
         model.train()
-        order, seen, running = torch.randperm(len(train), generator=generator), 0, 0.0
-        for start in range(0, len(train), config.batch_size):
-            batch = train.batch(order[start : start + config.batch_size])
-            loss, _ = multitask_loss(model(batch.x), batch, config.loss_weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            running, seen = running + loss.item() * len(batch), seen + len(batch)
-        val_loss = evaluate_loss(model, val, config.loss_weights)
-        result.history.append({"epoch": epoch, "train_loss": running / seen, "val_loss": val_loss})
-        log(
-            f"{type(model).__name__} epoch {epoch + 1}/{config.epochs}: "
-            f"train {running / seen:.4f}, val {val_loss:.4f}"
-        )
+        order = torch.randperm(len(train), generator=generator)
+        train_loss, diverged = _train_epoch(model, train, optimizer, order, config)
+        val_loss = math.nan if diverged else evaluate_loss(model, val, config.loss_weights)
+        if diverged is None and not math.isfinite(val_loss):
+            diverged = f"validation loss {val_loss}"
+        if diverged is not None:
+            result.diverged = f"{diverged} in epoch {epoch + 1}"
+            if result.best_epoch < 0:
+                raise TrainingDiverged(
+                    f"{name}: {kind} training diverged: {result.diverged}, before any epoch "
+                    "ended with a finite validation loss, so there are no weights to keep "
+                    "(check the bars for extreme values, or lower the learning rate)"
+                )
+            log(
+                f"{kind} stopped: {result.diverged}; keeping the weights of epoch "
+                f"{result.best_epoch + 1} (validation loss {result.best_val_loss:.4f})"
+            )
+            result.stopped_early = True
+            break
+        result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+        log(f"{kind} epoch {epoch + 1}/{config.epochs}: train {train_loss:.4f}, val {val_loss:.4f}")
         if val_loss < result.best_val_loss:
             result.best_epoch, result.best_val_loss = epoch, val_loss
             best_state = copy.deepcopy(model.state_dict())
@@ -248,8 +324,14 @@ class TrainedModel:
         return predict(self.model, self.prepare(windows).x, self.target_scale)
 
     def save(self, path: Path) -> None:
-        """Write a checkpoint atomically: to a temporary file in the same folder, then rename."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write a checkpoint atomically: to a temporary file in the same folder, then rename.
+
+        Raises
+        ------
+        CheckpointError
+            If the file cannot be written (a read-only folder, a full disk), naming the
+            file and the cause; nothing is left behind.
+        """
         checkpoint = {
             "model_config": asdict(self.model.config),
             "state_dict": self.model.state_dict(),
@@ -259,33 +341,66 @@ class TrainedModel:
             "feature_config": asdict(self.feature_config),
             "features": list(FEATURES),
         }
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+            )
+        except OSError as error:
+            raise CheckpointError(f"cannot write checkpoint {path}: {_describe(error)}") from None
         try:
             with os.fdopen(handle, "wb") as file:
                 torch.save(checkpoint, file)
             os.replace(temporary, path)
+        except Exception as error:
+            Path(temporary).unlink(missing_ok=True)
+            raise CheckpointError(f"cannot write checkpoint {path}: {_describe(error)}") from None
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
 
     @classmethod
     def load(cls, path: Path | str) -> "TrainedModel":
-        """Read a checkpoint written by :meth:`save`."""
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        if tuple(checkpoint["features"]) != FEATURES:
-            raise ValueError(
-                f"{path}: trained on features {checkpoint['features']}, not {list(FEATURES)}"
+        """Read a checkpoint written by :meth:`save`.
+
+        Raises
+        ------
+        CheckpointError
+            If the file is missing, unreadable, not a checkpoint of this model (corrupt,
+            truncated, other features), naming the file and the cause.
+        """
+        try:
+            with open(path, "rb") as file:
+                # Every checkpoint is a zip archive, whose directory is written last: a
+                # file cut short (a full disk, a copy interrupted) has none.
+                if not zipfile.is_zipfile(file):
+                    raise ValueError("not a whole checkpoint: cut short or overwritten")
+                file.seek(0)
+                checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+            if tuple(checkpoint["features"]) != FEATURES:
+                raise ValueError(
+                    f"trained on features {checkpoint['features']}, not {list(FEATURES)}"
+                )
+            model = AttentionTransformer(ModelConfig(**checkpoint["model_config"]))
+            model.load_state_dict(checkpoint["state_dict"])
+            return cls(
+                model=model.eval(),
+                scaler=Scaler(checkpoint["scaler_mean"].numpy(), checkpoint["scaler_std"].numpy()),
+                target_scale=checkpoint["target_scale"],
+                feature_config=FeatureConfig(**checkpoint["feature_config"]),
             )
-        model = AttentionTransformer(ModelConfig(**checkpoint["model_config"]))
-        model.load_state_dict(checkpoint["state_dict"])
-        return cls(
-            model=model.eval(),
-            scaler=Scaler(checkpoint["scaler_mean"].numpy(), checkpoint["scaler_std"].numpy()),
-            target_scale=checkpoint["target_scale"],
-            feature_config=FeatureConfig(**checkpoint["feature_config"]),
-        )
+        # Whatever the file holds, the caller learns which file it was and why: torch's
+        # own errors (its zip reader's, its unpickler's) do not say which file they read.
+        except Exception as error:
+            raise CheckpointError(f"cannot read checkpoint {path}: {_describe(error)}") from None
+
+
+def _describe(error: Exception) -> str:
+    """One line on what went wrong: an OS error's reason and file, else the first line."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 @dataclass
@@ -337,6 +452,7 @@ def fit_series(
     model_config: ModelConfig,
     train_config: TrainConfig,
     log: Callable[[str], None] = print,
+    name: str = "model",
 ) -> FitResult:
     """Train the Transformer and the LSTM baseline on one series (or pooled series) and test both.
 
@@ -344,25 +460,36 @@ def fit_series(
     ----------
     bars
         Bars of each series to train on, oldest first (one frame per series).
+    feature_config, model_config, train_config
+        Windows, architecture and training settings.
+    log
+        Receives one line per epoch.
+    name
+        The model's registry name, for messages.
+
+    Raises
+    ------
+    TrainingDiverged
+        If either network's loss went non-finite before it had a finite epoch.
     """
     parts, ranges = split_series(bars, feature_config)
     scaler = Scaler.fit(parts["train"].x)
     target_scale = float(np.std(parts["train"].next_return)) or 1.0
-    prepared = {name: Prepared.of(w, scaler, target_scale) for name, w in parts.items()}
+    prepared = {part: Prepared.of(w, scaler, target_scale) for part, w in parts.items()}
 
     results: dict[str, tuple[nn.Module, TrainResult]] = {}
-    for name, build in (("transformer", AttentionTransformer), ("lstm", LSTMBaseline)):
+    for network, build in (("transformer", AttentionTransformer), ("lstm", LSTMBaseline)):
         torch.manual_seed(train_config.seed)
         model = build(model_config)
-        results[name] = (
+        results[network] = (
             model,
-            train_model(model, prepared["train"], prepared["val"], train_config, log),
+            train_model(model, prepared["train"], prepared["val"], train_config, log, name),
         )
 
     test = parts["test"]
     scores = {
-        name: metrics(predict(model, prepared["test"].x, target_scale), test)
-        for name, (model, _) in results.items()
+        network: metrics(predict(model, prepared["test"].x, target_scale), test)
+        for network, (model, _) in results.items()
     }
     scores["naive"] = metrics(naive_predictions(test, float(parts["train"].direction.mean())), test)
     return FitResult(
@@ -372,20 +499,29 @@ def fit_series(
         lstm=results["lstm"][1],
         metrics=scores,
         ranges=ranges,
-        windows={name: len(w) for name, w in parts.items()},
+        windows={part: len(w) for part, w in parts.items()},
         val=parts["val"],
         test=test,
     )
 
 
-def promotion(val_loss: float, active_val_loss: float | None, margin: float) -> tuple[str, str]:
+def promotion(
+    val_loss: float,
+    active_val_loss: float | None,
+    margin: float,
+    active_unreadable: str | None = None,
+) -> tuple[str, str]:
     """Whether a new model becomes ``active`` or is ``rejected``, and why.
 
     It is promoted when its validation loss is finite and not worse than the active
     model's loss on the same validation windows by more than ``margin`` (relative).
+    An active model that cannot be read (``active_unreadable`` says why: its checkpoint
+    is corrupt or gone) can be neither judged nor used, so a finite new model replaces it.
     """
     if not math.isfinite(val_loss):
         return "rejected", f"validation loss is {val_loss}"
+    if active_unreadable is not None:
+        return "active", f"the active model cannot be judged and is replaced: {active_unreadable}"
     if active_val_loss is None:
         return "active", "no comparable active model"
     if not math.isfinite(active_val_loss):

@@ -17,7 +17,15 @@ from attnviz.bars import interval_duration
 from attnviz.quality import DEFAULT_MAX_STEP
 from attnviz.series import Interval, Series, Symbol
 from attnviz.sources import SourceName
-from tasks.ingest import fetch_bars, list_symbols, load, plan_fetch, summarise, validate
+from tasks.ingest import (
+    earlier_load,
+    fetch_bars,
+    list_symbols,
+    load,
+    plan_fetch,
+    summarise,
+    validate,
+)
 from tasks.runs import recorded_run, scheduled_as_of
 from warehouse.bars import Repair, SeriesLoad
 
@@ -50,12 +58,19 @@ def ingest_series(
 ) -> list[SeriesLoad]:
     """Fetch, validate and load every series; raise :class:`IngestError` if any went wrong.
 
+    A series an earlier attempt at the same work loaded is kept as it was loaded.
+
     With ``repair`` (which reads the whole requested range, ignoring the watermark), each
     series' stored bars in that range that the source no longer has are removed.
     """
     fetches: dict[Series, PrefectFuture] = {}
     repairs: dict[Series, Repair] = {}
+    loads: list[SeriesLoad] = []
     for one in series:
+        done = earlier_load(run_id, one)
+        if done is not None:
+            loads.append(done)
+            continue
         first = start
         if first is None and lookback_bars is not None:
             first = as_of - lookback_bars * interval_duration(one.interval)
@@ -65,7 +80,6 @@ def ingest_series(
         options = (source_options or {}).get(one.source, {})
         fetches[one] = fetch_bars.submit(one, request, options)
 
-    loads: list[SeriesLoad] = []
     failures: dict[str, str] = {}
     for one, fetched in fetches.items():
         try:

@@ -15,13 +15,22 @@ from prefect.logging import get_run_logger
 
 from attnviz import config
 from attnviz.analysis import Analysis, AnalysisConfig, analyze, reference_confidence
+from attnviz.faults import crash_point
 from attnviz.features import FEATURES, make_windows
 from attnviz.plots import RenderJob, render_jobs
 from attnviz.series import Series
-from attnviz.train import TrainedModel
+from attnviz.train import CheckpointError, TrainedModel
 from tasks.cache import CACHE_EXPIRATION, cache_key, file_digest, frame_digest
 from tasks.writer import open_warehouse
 from warehouse.attention import store_analysis
+
+
+def _checkpoint_digest(path: str) -> str | None:
+    """Digest of a checkpoint's bytes, or None if it is gone (the analysis then says so)."""
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
 
 
 def _analysis_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
@@ -30,11 +39,32 @@ def _analysis_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
         "analyze",
         inputs["series"].label,
         frame_digest(inputs["bars"]),
-        file_digest(active["checkpoint"]),
+        _checkpoint_digest(active["checkpoint"]),
         active["series_ranges"],
-        file_digest(previous["checkpoint"]) if previous else None,
+        _checkpoint_digest(previous["checkpoint"]) if previous else None,
         asdict(inputs["settings"]),
     )
+
+
+def _previous_model(previous: dict[str, Any] | None, active: TrainedModel) -> TrainedModel | None:
+    """The previous model, if it reads the same windows as ``active`` and its checkpoint loads.
+
+    Without it, attention moved across the retrain is not measured (NaN); an unreadable
+    checkpoint of a retired model is no reason to fail the analysis of the active one.
+    """
+    if previous is None:
+        return None
+    try:
+        before = TrainedModel.load(previous["checkpoint"])
+    except CheckpointError as error:
+        get_run_logger().warning(
+            "%s v%d, the previous model: %s; attention moved across the retrain is not measured",
+            previous["name"],
+            previous["version"],
+            error,
+        )
+        return None
+    return before if before.feature_config == active.feature_config else None
 
 
 @task(
@@ -57,9 +87,15 @@ def analyze_series(
     start in the model's split: its test part and any bars that arrived since the
     model was trained. Confidence is calibrated against the series' training windows.
     Attention moved across the retrain is measured only when the previous model reads
-    the same windows (same feature config). Cached by the bars, the checkpoints'
-    bytes and the settings, like training.
+    the same windows (same feature config) and its checkpoint can be read. Cached by
+    the bars, the checkpoints' bytes and the settings, like training.
+
+    Raises
+    ------
+    CheckpointError
+        If the active model's checkpoint cannot be read, naming it.
     """
+    crash_point("analyse")
     trained = TrainedModel.load(active["checkpoint"])
     windows = make_windows(bars, trained.feature_config)
     ends = windows.end_ts.astype("datetime64[us]")
@@ -70,9 +106,7 @@ def analyze_series(
     if len(train) == 0:
         raise ValueError(f"{series.label}: no windows in the model's training period any more")
     reference = reference_confidence(trained, windows.take(train))
-    before = TrainedModel.load(previous["checkpoint"]) if previous else None
-    if before is not None and before.feature_config != trained.feature_config:
-        before = None
+    before = _previous_model(previous, trained)
     evaluation = ends >= test_start
     result = analyze(trained, windows.take(np.flatnonzero(evaluation)), reference, before, settings)
     get_run_logger().info(
@@ -97,6 +131,7 @@ def _labels(
 @task(name="render", task_run_name="render {series.label}", cache_policy=NO_CACHE)
 def render(run_id: str, series: Series, analysis: Analysis, bars: pl.DataFrame) -> pl.DataFrame:
     """Render the series' PNGs in a process pool; returns the ``figures`` rows."""
+    crash_point("render")
     latest = analysis.latest
     labels, times = _labels(bars, latest["ts"], latest["attention"].shape[-1], series.interval)
     folder = (config.home() / "figures" / run_id / "_".join(series.key)).resolve()
@@ -167,6 +202,7 @@ def store(
     run_id: str, series: Series, active: dict[str, Any], analysis: Analysis, figures: pl.DataFrame
 ) -> dict[str, int]:
     """Write the series' analytics and figure index in one transaction."""
+    crash_point("store")
     frames = {
         "attention_timestep": analysis.timestep,
         "attention_window": analysis.window,

@@ -15,7 +15,31 @@ from attnviz.quality import Validation, validate_received
 from attnviz.series import Series
 from attnviz.sources import BarRequest, Received, make_source
 from tasks.writer import open_warehouse
-from warehouse.bars import Repair, SeriesLoad, close_before, resume_from, store_series
+from warehouse.bars import (
+    Repair,
+    SeriesLoad,
+    close_before,
+    loaded_before,
+    resume_from,
+    store_series,
+)
+
+
+@task(name="earlier-load", task_run_name="earlier load {series.label}")
+def earlier_load(run_id: str, series: Series) -> SeriesLoad | None:
+    """The load of ``series`` an earlier, unfinished attempt at this work committed.
+
+    A rerun after a crash or a failure keeps it, and so leaves the warehouse as one
+    attempt would: reading again would start from the watermark that attempt moved
+    (see :func:`warehouse.runs.start_run`).
+    """
+    with open_warehouse() as con:
+        done = loaded_before(con, run_id, series.key)
+    if done is not None:
+        get_run_logger().info(
+            "%s: loaded by an earlier, unfinished attempt at this work; kept", series.label
+        )
+    return done
 
 
 @task(name="plan-fetch", task_run_name="plan {series.label}")

@@ -86,7 +86,9 @@ def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iter
     succeeded or failed with the reason (a SIGTERM too, raised as an exception by
     Prefect; only a process that dies outright leaves it open, for the next run to
     mark crashed). When it ends it publishes the snapshot, so readers see the
-    warehouse between runs, never during one.
+    warehouse between runs, never during one; after a failure, a snapshot that
+    cannot be published (a full disk, a damaged file) is logged, so that the run's
+    own error is the one it ends with.
     """
     run_id = work_key(flow, parameters, as_of)
     try:
@@ -98,5 +100,10 @@ def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iter
                 close_run(run_id, "failed", f"{type(error).__name__}: {error}")
                 raise
             close_run(run_id, "succeeded")
-    finally:
-        publish()
+    except BaseException:
+        try:
+            publish()
+        except Exception as error:
+            get_run_logger().warning("snapshot not published after the failed run: %s", error)
+        raise
+    publish()

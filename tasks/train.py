@@ -12,10 +12,19 @@ from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from attnviz import config
+from attnviz.faults import crash_point
 from attnviz.features import FeatureConfig
 from attnviz.model import ModelConfig
 from attnviz.series import Series
-from attnviz.train import FitResult, TrainConfig, TrainedModel, fit_series, metrics, promotion
+from attnviz.train import (
+    CheckpointError,
+    FitResult,
+    TrainConfig,
+    TrainedModel,
+    fit_series,
+    metrics,
+    promotion,
+)
 from tasks.cache import CACHE_EXPIRATION, cache_key, frame_digest
 from tasks.writer import open_warehouse
 from warehouse.bars import read_bars
@@ -68,9 +77,11 @@ def train(
     """Train the Transformer and the LSTM baseline; one log line per epoch.
 
     Cached by the bars' content and the configs: a retry or rerun on unchanged bars
-    reuses the trained models instead of training again.
+    reuses the trained models instead of training again. A loss that goes non-finite
+    fails the task naming the model, unless an earlier epoch's weights can be kept.
     """
-    return fit_series(bars, features, model, training, log=get_run_logger().info)
+    crash_point("train")
+    return fit_series(bars, features, model, training, log=get_run_logger().info, name=name)
 
 
 @task(name="register-model", task_run_name="register {name}", cache_policy=NO_CACHE)
@@ -85,8 +96,10 @@ def register_model(
     """Judge the new model against the active one, save its checkpoint, record the version.
 
     A rerun of the same work first undoes its earlier registration, so it is judged
-    against the same active model and takes the same version number.
+    against the same active model and takes the same version number. An active model
+    whose checkpoint cannot be read is replaced, with a warning naming the file.
     """
+    crash_point("register")
     logger = get_run_logger()
     with open_warehouse() as con:
         replaced = unregister_run(con, name, run_id)
@@ -96,17 +109,23 @@ def register_model(
         logger.info("%s: this work registered v%d before; registering again", name, replaced)
 
     results = {key: fit.metrics[key] for key in ("transformer", "lstm", "naive")}
-    previous_val_loss = None
+    previous, previous_val_loss, unreadable = None, None, None
     if active is not None:
-        previous = TrainedModel.load(active["checkpoint"])
-        # The active model is judged on this run's validation and test windows, in this
-        # model's target units; with other features its windows would not be the same.
-        if previous.feature_config == fit.trained.feature_config:
-            previous_val_loss = previous.validation_loss(
-                fit.val, fit.train_config.loss_weights, fit.trained.target_scale
-            )
-            results["previous_active"] = metrics(previous.predict(fit.test), fit.test)
-    status, reason = promotion(fit.transformer.best_val_loss, previous_val_loss, margin)
+        try:
+            previous = TrainedModel.load(active["checkpoint"])
+        except CheckpointError as error:
+            unreadable = f"v{active['version']}: {error}"
+            logger.warning("%s: the active model %s", name, unreadable)
+    # The active model is judged on this run's validation and test windows, in this
+    # model's target units; with other features its windows would not be the same.
+    if previous is not None and previous.feature_config == fit.trained.feature_config:
+        previous_val_loss = previous.validation_loss(
+            fit.val, fit.train_config.loss_weights, fit.trained.target_scale
+        )
+        results["previous_active"] = metrics(previous.predict(fit.test), fit.test)
+    status, reason = promotion(
+        fit.transformer.best_val_loss, previous_val_loss, margin, active_unreadable=unreadable
+    )
 
     path = (config.home() / "models" / f"{name.replace('/', '_')}-v{version}.pt").resolve()
     fit.trained.save(path)

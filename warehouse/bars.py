@@ -238,6 +238,22 @@ def _quarantine(con: duckdb.DuckDBPyConnection, rejected: pl.DataFrame, run_id: 
         con.unregister("rejected_in")
 
 
+def loaded_before(
+    con: duckdb.DuckDBPyConnection, run_id: str, series: tuple[str, str, str]
+) -> SeriesLoad | None:
+    """The load an earlier attempt of the run ``run_id`` committed for ``series``, if any."""
+    rows = query(
+        con,
+        """
+        SELECT source, symbol, interval, received, loaded, rejected, not_closed, new_bars,
+               revised_bars, removed_bars, first_ts, last_ts
+        FROM run_series WHERE run_id = ? AND source = ? AND symbol = ? AND interval = ?
+        """,
+        [run_id, *series],
+    )
+    return SeriesLoad(**rows.row(0, named=True)) if rows.height else None
+
+
 def resume_from(
     con: duckdb.DuckDBPyConnection, source: str, symbol: str, interval: str, overlap_bars: int
 ) -> datetime | None:

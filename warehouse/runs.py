@@ -51,13 +51,20 @@ def start_run(
 ) -> int:
     """Record the work as ``running`` by this process and return which attempt it is (1, 2, ...).
 
-    Starting work that ran before clears its per-series records; the other tables
-    replace their rows of the run as each step writes them again.
+    Work that succeeded before is done again from scratch: its per-series records
+    are cleared, and the sources are read again (a deliberate rerun, to pick up a
+    corrected file). After an attempt that failed or crashed, the records of the
+    series it loaded (``run_series`` and ``validation_results``, committed with their
+    bars) stay, and the ingest keeps those loads rather than reading again from a
+    watermark that attempt already moved: the run resumes and ends as one clean
+    attempt would. The other tables replace their rows of the run as each step
+    writes them again.
     """
     with transaction(con):
-        before = query_row(con, "SELECT attempts FROM runs WHERE run_id = ?", [run_id])
+        before = query_row(con, "SELECT attempts, status FROM runs WHERE run_id = ?", [run_id])
         attempt = 1 if before is None else before["attempts"] + 1
-        for table in ("run_series", "validation_results", "runs"):
+        cleared = ("run_series", "validation_results") if _succeeded(before) else ()
+        for table in (*cleared, "runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         con.execute(
             """
@@ -69,6 +76,10 @@ def start_run(
              flow_run_id, attempt, os.getpid(), socket.gethostname()],
         )  # fmt: skip
     return attempt
+
+
+def _succeeded(run: dict[str, Any] | None) -> bool:
+    return run is not None and run["status"] == "succeeded"
 
 
 def mark_crashed(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

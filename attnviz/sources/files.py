@@ -366,8 +366,8 @@ class FileSource:
         if missing:
             raise BarDataError(
                 f"{head.file}: missing column(s) {missing}; columns are "
-                f"{_shown(head.header)}. Map them with columns={{...}} "
-                "(see attnviz.sources.files)"
+                f"{_shown(head.header)}. Map them with --column {missing[0]}=NAME on the "
+                f"command line, or columns={{'{missing[0]}': NAME}} in source_options"
             )
         return resolved
 

@@ -1,4 +1,6 @@
+import copy
 import math
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -6,8 +8,19 @@ import pytest
 import torch
 
 from attnviz.features import FeatureConfig
-from attnviz.model import ModelConfig
-from attnviz.train import TrainConfig, auc, fit_series, metrics, naive_predictions
+from attnviz.model import AttentionTransformer, ModelConfig
+from attnviz.train import (
+    CheckpointError,
+    Prepared,
+    TrainConfig,
+    TrainedModel,
+    TrainingDiverged,
+    auc,
+    fit_series,
+    metrics,
+    naive_predictions,
+    train_model,
+)
 
 FEATURES = FeatureConfig(seq_len=20, horizon=3)
 MODEL = ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0)
@@ -141,6 +154,118 @@ def test_promotion_rule(val_loss: float, active: float | None, status: str, reas
 
     decided, why = promotion(val_loss, active, margin=0.05)
     assert decided == status and reason in why
+
+
+def test_an_active_model_that_cannot_be_read_is_replaced_but_never_by_a_nan_model() -> None:
+    from attnviz.train import promotion
+
+    problem = "v1: cannot read checkpoint /m/x-v1.pt: RuntimeError: bad zip"
+    status, why = promotion(1.0, None, margin=0.05, active_unreadable=problem)
+    assert status == "active" and why.endswith(problem)
+    assert promotion(math.nan, None, margin=0.05, active_unreadable=problem) == (
+        "rejected",
+        "validation loss is nan",
+    )
+
+
+def random_data(n: int, seed: int) -> Prepared:
+    """``n`` windows of noise shaped like the quick model's inputs."""
+    generator = torch.Generator().manual_seed(seed)
+    return Prepared(
+        x=torch.randn(n, FEATURES.seq_len, 8, generator=generator),
+        ret=torch.randn(n, generator=generator),
+        direction=(torch.rand(n, generator=generator) > 0.5).float(),
+        vol=torch.rand(n, generator=generator),
+    )
+
+
+@pytest.mark.parametrize("part", ["train", "val"])
+def test_a_loss_that_is_nan_from_the_start_fails_naming_the_model(part: str) -> None:
+    data = {"train": random_data(256, seed=1), "val": random_data(64, seed=2)}
+    data[part].ret[5] = math.nan  # one bad target poisons its batch's loss
+    model = AttentionTransformer(MODEL)
+    with pytest.raises(TrainingDiverged) as raised:
+        train_model(model, data["train"], data["val"], TRAIN, log=lambda _: None, name="a/B/1d")
+    message = str(raised.value)
+    assert message.startswith("a/B/1d: AttentionTransformer training diverged: ")
+    loss = {"train": "training loss nan at batch", "val": "validation loss nan"}[part]
+    assert loss in message and message.endswith(
+        "in epoch 1, before any epoch ended with a finite validation loss, so there are no "
+        "weights to keep (check the bars for extreme values, or lower the learning rate)"
+    )
+
+
+def test_a_fit_that_diverges_fails_naming_the_model(random_walk) -> None:
+    exploding = TrainConfig(epochs=2, lr=1e6, grad_clip=1e30, weight_decay=0.0)
+    with pytest.raises(TrainingDiverged, match=r"^x/Y/1d: AttentionTransformer training diverged"):
+        fit_series([random_walk(600, seed=1)], FEATURES, MODEL, exploding, lambda _: None, "x/Y/1d")
+
+
+def test_a_loss_that_turns_nan_stops_training_and_keeps_the_best_weights() -> None:
+    train, val = random_data(256, seed=1), random_data(64, seed=2)
+    model = AttentionTransformer(MODEL)
+    after_first: list[dict[str, torch.Tensor]] = []
+    lines: list[str] = []
+
+    def poison_after_the_first_epoch(line: str) -> None:
+        lines.append(line)
+        if not after_first:
+            after_first.append(copy.deepcopy(model.state_dict()))
+            train.x[:] = math.inf  # every later forward pass gives NaN
+
+    result = train_model(model, train, val, TRAIN, log=poison_after_the_first_epoch)
+    assert result.stopped_early and len(result.history) == 1 and result.best_epoch == 0
+    assert result.diverged == "training loss nan at batch 1 in epoch 2"
+    assert math.isfinite(result.best_val_loss)
+    assert "keeping the weights of epoch 1" in lines[-1]
+    for name, tensor in model.state_dict().items():
+        assert torch.isfinite(tensor).all()
+        torch.testing.assert_close(tensor, after_first[0][name], rtol=0, atol=0)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory, random_walk) -> Path:
+    fit = fit_series(
+        [random_walk(400, seed=7)], FEATURES, MODEL, TrainConfig(epochs=1), log=lambda _: None
+    )
+    path = tmp_path_factory.mktemp("models") / "m-v1.pt"
+    fit.trained.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "cause"),
+    [
+        ("truncated", "not a whole checkpoint: cut short or overwritten"),
+        ("garbage", "not a whole checkpoint: cut short or overwritten"),
+        ("empty", "not a whole checkpoint: cut short or overwritten"),
+        ("missing", "No such file or directory"),
+    ],
+)
+def test_a_checkpoint_that_cannot_be_read_is_named_with_the_cause(
+    saved: Path, tmp_path: Path, damage: str, cause: str
+) -> None:
+    path = tmp_path / "m-v1.pt"
+    whole = saved.read_bytes()
+    contents = {"truncated": whole[: len(whole) // 2], "garbage": b"not a model\n", "empty": b""}
+    if damage in contents:
+        path.write_bytes(contents[damage])
+    with pytest.raises(CheckpointError) as raised:
+        TrainedModel.load(path)
+    message = str(raised.value)
+    assert message.startswith(f"cannot read checkpoint {path}: ") and cause in message
+    assert "\n" not in message  # one line, not torch's paragraph
+
+
+def test_a_checkpoint_that_cannot_be_written_names_the_folder_and_leaves_nothing(
+    saved: Path, tmp_path: Path
+) -> None:
+    trained = TrainedModel.load(saved)
+    (tmp_path / "home").write_text("a file where the models folder should go")
+    path = tmp_path / "home" / "models" / "m-v1.pt"
+    with pytest.raises(CheckpointError, match=f"cannot write checkpoint {path}: .*: {path.parent}"):
+        trained.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["home"]
 
 
 def test_pooled_series_are_split_each_on_its_own_then_joined(random_walk) -> None:

@@ -27,7 +27,8 @@ READER = textwrap.dedent(
     import duckdb
     snapshot, stop, out = (Path(arg) for arg in sys.argv[1:])
     with out.open("w") as log:
-        while not stop.exists():
+        while True:
+            done = stop.exists()  # read once more after the stop sign: the final state
             try:
                 with duckdb.connect(str(snapshot), read_only=True) as con:
                     runs = con.execute(
@@ -38,6 +39,8 @@ READER = textwrap.dedent(
                 print(json.dumps({"runs": runs}), file=log, flush=True)
             except Exception as e:
                 print(json.dumps({"error": f"{type(e).__name__}: {e}"}), file=log, flush=True)
+            if done:
+                break
             time.sleep(0.1)
     """
 )

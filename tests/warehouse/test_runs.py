@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from attnviz.quality import validate_bars
-from warehouse.bars import store_series
+from warehouse.bars import loaded_before, store_series
 from warehouse.db import connect, migrations
 from warehouse.runs import (
     finish_run,
@@ -38,16 +38,22 @@ def test_run_lifecycle_sums_its_series(bars) -> None:
     assert run["as_of"] == AS_OF and '"symbols": ["TEST"]' in run["parameters"]
 
 
-def test_restarting_a_run_clears_its_previous_records(bars) -> None:
+@pytest.mark.parametrize(("ended", "kept"), [("succeeded", 0), ("failed", 1), ("crashed", 1)])
+def test_restarting_a_run_clears_its_records_unless_it_did_not_finish(
+    bars, ended: str, kept: int
+) -> None:
     with closing(connect()) as con:
         start_run(con, "r1", "flow-run-1", "ingest", {}, AS_OF)
         result = validate_bars(bars(3), "1d")
         store_series(con, "r1", ("test", "TEST", "1d"), result.good, result.rejected, result.checks)
-        finish_run(con, "r1", "failed", "boom")
+        finish_run(con, "r1", ended, "boom")
         start_run(con, "r1", "flow-run-1", "ingest", {}, AS_OF)
-        assert con.execute("SELECT count(*) FROM run_series WHERE run_id = 'r1'").fetchall() == [
-            (0,)
-        ]
+        for table in ("run_series", "validation_results"):
+            [(rows,)] = con.execute(f"SELECT count(DISTINCT run_id) FROM {table}").fetchall()
+            assert rows == kept
+        # What an unfinished attempt loaded is kept for the rerun, as loaded.
+        earlier = loaded_before(con, "r1", ("test", "TEST", "1d"))
+        assert (earlier is not None) == bool(kept)
         assert get_run(con, "r1")["status"] == "running"
         assert get_run(con, "nope") is None
 

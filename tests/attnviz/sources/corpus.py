@@ -21,7 +21,7 @@ DAY = "2024-01-02"  # a Tuesday
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def rows(*timestamps: str, values: str = "1,2,0.5,1.5,100") -> str:
+def rows(*timestamps: str, values: str = "1,1.2,0.9,1.1,100") -> str:
     """CSV rows with the same values at each timestamp."""
     return "".join(f"{ts},{values}\n" for ts in timestamps)
 
@@ -160,12 +160,12 @@ CASES: list[Case] = [
     ),
     Case(
         "words-without-ts-format",
-        HEADER + '"Jan 2, 2024",1,2,0.5,1.5,100\n',
+        HEADER + '"Jan 2, 2024",1,1.2,0.9,1.1,100\n',
         error="column 'Date': line 2 ('Jan 2, 2024') is not a timestamp",
     ),
     Case(
         "words-with-ts-format",
-        HEADER + '"Jan 2, 2024",1,2,0.5,1.5,100\n',
+        HEADER + '"Jan 2, 2024",1,1.2,0.9,1.1,100\n',
         options={"ts_format": "%b %d, %Y"},
         loaded=1,
         first_ts=utc(2024, 1, 2),
@@ -242,8 +242,8 @@ CASES: list[Case] = [
     ),
     Case(
         "date-and-time-columns",
-        "Date,Time,Open,High,Low,Close,Volume\n2024-01-02,09:30:00,1,2,0.5,1.5,100\n"
-        "2024-01-02, 10:00,1,2,0.5,1.5,100\n",
+        "Date,Time,Open,High,Low,Close,Volume\n2024-01-02,09:30:00,1,1.2,0.9,1.1,100\n"
+        "2024-01-02, 10:00,1,1.2,0.9,1.1,100\n",
         request={"interval": "30m"},
         loaded=2,
         first_ts=utc(2024, 1, 2, 9, 30),
@@ -298,7 +298,7 @@ CASES: list[Case] = [
     Case(
         "latin-1",
         (
-            "Date,Open,High,Low,Close,Volume,Note\n" + rows(DAY, values="1,2,0.5,1.5,100,café")
+            "Date,Open,High,Low,Close,Volume,Note\n" + rows(DAY, values="1,1.2,0.9,1.1,100,café")
         ).encode("latin-1"),
         loaded=1,
         rows=1,
@@ -341,21 +341,21 @@ CASES: list[Case] = [
     Case("a-short-row", HEADER + rows(DAY) + "2024-01-03,1,2\n", loaded=2),
     Case(
         "a-ragged-row",
-        HEADER + rows(DAY) + "2024-01-03,1,2,0.5,1.5,100,extra\n" + rows("2024-01-04"),
+        HEADER + rows(DAY) + "2024-01-03,1,1.2,0.9,1.1,100,extra\n" + rows("2024-01-04"),
         loaded=2,
         rejected={"ragged_row": 1},
     ),
     Case(
         "quoted-newline",
         "Date,Open,High,Low,Close,Volume,Note\n"
-        + rows(DAY, values='1,2,0.5,1.5,100,"two\nlines"')
-        + rows("2024-01-03", values="1,2,0.5,1.5,100,"),
+        + rows(DAY, values='1,1.2,0.9,1.1,100,"two\nlines"')
+        + rows("2024-01-03", values="1,1.2,0.9,1.1,100,"),
         loaded=2,
         rows=2,
     ),
     Case(
         "unused-duplicate-column",
-        "Date,Open,High,Low,Close,Volume,Note,Note\n" + rows(DAY, values="1,2,0.5,1.5,100,a,b"),
+        "Date,Open,High,Low,Close,Volume,Note,Note\n" + rows(DAY, values="1,1.2,0.9,1.1,100,a,b"),
         loaded=1,
     ),
     # --- files that cannot be read ----------------------------------------------------------
@@ -380,7 +380,7 @@ CASES: list[Case] = [
     ),
     Case(
         "unterminated-quote",
-        HEADER + rows(DAY) + '2024-01-03,"1,2,0.5,1.5,100\n' + rows("2024-01-04"),
+        HEADER + rows(DAY) + '2024-01-03,"1,1.2,0.9,1.1,100\n' + rows("2024-01-04"),
         error="AAPL.csv: line 3: unexpected end of data",
     ),
     Case("binary", bytes(range(256)) * 4, error="AAPL.csv: not CSV text: it looks like binary"),
