@@ -1,8 +1,5 @@
-import contextlib
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
+from processes import alive, descendants, wait_for
 
 from attnviz.plots import (
     RENDERERS,
@@ -191,41 +189,6 @@ def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path: Path
         parent.kill()  # as kill -9 or the out-of-memory killer would
         parent.wait()
     wait_for(lambda: not alive(workers), 10, f"the workers {sorted(alive(workers))} to end")
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def descendants(pid: int) -> set[int]:
-    """The processes that ``pid`` started, and the ones they started, from /proc (Linux)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):  # it ended meanwhile
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Those of ``pids`` that still run; a zombie has ended and only waits to be reaped."""
-    running = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state != "Z":
-                running.add(pid)
-    return running
 
 
 def test_an_unknown_job_kind_is_refused_before_rendering(tmp_path: Path) -> None:

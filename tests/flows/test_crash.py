@@ -4,12 +4,10 @@ Nothing it started outlives it, nothing it held blocks the next run, its ``runs`
 is marked crashed, and rerunning its work gives the warehouse one clean run gives.
 """
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import alive, descendants, wait_for
 
 from attnviz import config
 from flows.ingest import ingest
@@ -104,38 +103,3 @@ def test_nothing_the_command_starts_outlives_it(stop: signal.Signals, tmp_path: 
     wait_for(lambda: not alive(started), 10, f"{sorted(alive(started))} to end")
     if stop == signal.SIGTERM:
         assert attnviz.returncode == 128 + signal.SIGTERM  # an exit, after cleaning up
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def descendants(pid: int) -> set[int]:
-    """The processes that ``pid`` started, and the ones they started, from /proc (Linux)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):  # it ended meanwhile
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    """Those of ``pids`` that still run; a zombie has ended and only waits to be reaped."""
-    running = set()
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state != "Z":
-                running.add(pid)
-    return running

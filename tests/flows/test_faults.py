@@ -35,6 +35,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from processes import alive, descendants
 
 from attnviz.analysis import AnalysisConfig
 from attnviz.faults import STAGES
@@ -93,43 +94,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-# --- processes ------------------------------------------------------------------------------
-
-
-def process_start(pid: int) -> int | None:
-    """The start time of a live process (to tell it from a later one with its pid); else None.
-
-    A zombie has ended: only its parent has not collected its status yet.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    return None if fields[0] == "Z" else int(fields[19])
-
-
-def descendants(root: int) -> set[tuple[int, int]]:
-    """(pid, start time) of every live process below ``root``, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = set(), list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        start = process_start(pid)
-        if start is not None:
-            found.add((pid, start))
-        todo += children.get(pid, [])
-    return found
-
-
 @dataclass
 class Outcome:
     """How one run ended: its pid, exit code (minus the signal if killed), output, processes.
@@ -146,11 +110,11 @@ class Outcome:
         """Command lines of the processes the run started that are still alive a while after it."""
         deadline = time.monotonic() + GRACE_SECONDS
         while True:
-            alive = [pid for pid, start in self.started if process_start(pid) == start]
-            if not alive or time.monotonic() > deadline:
+            running = alive(self.started)
+            if not running or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        return [Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in alive]
+        return [Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid, _ in running]
 
     def finished_tasks(self) -> list[str]:
         """The task of every task run that completed, in order (its run name's first word).

@@ -1,25 +1,17 @@
 import gzip
-import importlib.util
 import json
 import math
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import files_corpus as corpus
 import polars as pl
 import pytest
 
 from attnviz.bars import RECEIVED_SCHEMA, BarDataError
 from attnviz.sources import BarRequest, make_source
 from attnviz.sources.files import FileSource, symbol_of
-
-# Tests are not a package: load the corpus beside this file by its path.
-_spec = importlib.util.spec_from_file_location(
-    "files_corpus", Path(__file__).with_name("corpus.py")
-)
-assert _spec is not None and _spec.loader is not None
-corpus = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(corpus)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 HEADER = "Date,Open,High,Low,Close,Volume\n"
