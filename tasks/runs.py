@@ -91,6 +91,7 @@ def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iter
     own error is the one it ends with.
     """
     run_id = work_key(flow, parameters, as_of)
+    failure: BaseException | None = None
     try:
         with run_turn(run_id):
             open_run(run_id, flow, parameters, as_of)
@@ -100,10 +101,14 @@ def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iter
                 close_run(run_id, "failed", f"{type(error).__name__}: {error}")
                 raise
             close_run(run_id, "succeeded")
-    except BaseException:
-        try:
-            publish()
-        except Exception as error:
-            get_run_logger().warning("snapshot not published after the failed run: %s", error)
-        raise
-    publish()
+    except BaseException as error:
+        failure = error
+    if failure is None:
+        publish()
+        return
+    # Publish outside the except block, so that its own failure is not chained to the run's.
+    try:
+        publish()
+    except Exception as error:
+        get_run_logger().warning("snapshot not published after the failed run: %s", error)
+    raise failure

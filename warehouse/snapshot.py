@@ -17,7 +17,9 @@ import shutil
 from contextlib import ExitStack, closing
 from pathlib import Path
 
-from warehouse.db import WarehouseCorrupt, check_integrity, connect
+import duckdb
+
+from warehouse.db import WarehouseCorrupt, WarehouseError, check_integrity, connect
 from warehouse.locks import WarehouseBusy, file_lock, runs_lock_path, write_lock_path
 
 
@@ -34,6 +36,9 @@ def publish_snapshot(database: Path, snapshot: Path, wait: float) -> bool:
     WarehouseCorrupt
         The copy fails :func:`warehouse.db.check_integrity`. ``snapshot`` is left as
         it was and the message says how to recover.
+    WarehouseError
+        The live file could not be checkpointed or copied (a full disk, say); ``snapshot``
+        is left as it was.
     """
     with ExitStack() as held:
         try:
@@ -43,8 +48,7 @@ def publish_snapshot(database: Path, snapshot: Path, wait: float) -> bool:
         held.enter_context(file_lock(write_lock_path(database), wait, what="warehouse write lock"))
         partial = snapshot.with_name(snapshot.name + ".partial")
         try:
-            with closing(connect(database)) as con:
-                con.execute("CHECKPOINT")  # fold the write-ahead log into the file we copy
+            _checkpoint(database)
             shutil.copyfile(database, partial)
             check_integrity(partial)
             os.replace(partial, snapshot)
@@ -57,6 +61,19 @@ def publish_snapshot(database: Path, snapshot: Path, wait: float) -> bool:
         finally:
             partial.unlink(missing_ok=True)  # gone already when it was published
     return True
+
+
+def _checkpoint(database: Path) -> None:
+    """Fold the write-ahead log into ``database``, so that the file alone is the warehouse.
+
+    A failure is said in one line without its context: publishing often runs while a
+    failed run unwinds, and that run's error must stay the one its log ends with.
+    """
+    try:
+        with closing(connect(database)) as con:
+            con.execute("CHECKPOINT")
+    except duckdb.Error as error:
+        raise WarehouseError(f"cannot checkpoint {database} to publish it: {error}") from None
 
 
 def recovery_advice(database: Path, snapshot: Path) -> str:

@@ -364,14 +364,10 @@ def clean(driver: Driver, tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
 # --- kill -9 at every stage -----------------------------------------------------------------
 
 
-# Known gaps, left open (see the closing note of issue 9): the run is closed as succeeded
-# before it publishes, so its rerun is a deliberate rerun that reads the sources again;
-# and a failure while the run records its own failure is chained onto the first error.
+# A known gap, left open (see the closing note of issue 9): the run is closed as succeeded
+# before it publishes, so its rerun is a deliberate rerun that reads the sources again.
 PUBLISHED_WORK_IS_READ_AGAIN = pytest.mark.xfail(
     reason="a run killed in publish has succeeded: its rerun reads the sources again"
-)
-SECOND_ERROR_WHILE_FAILING = pytest.mark.xfail(
-    reason="recording the failure on a full or read-only disk fails too and is chained"
 )
 
 
@@ -421,7 +417,6 @@ def test_a_run_killed_at_any_stage_blocks_nothing_and_its_rerun_equals_a_clean_r
 # --- a full disk, a read-only home ------------------------------------------------------------
 
 
-@SECOND_ERROR_WHILE_FAILING
 def test_a_full_disk_fails_the_run_clearly_and_the_next_run_equals_a_clean_one(
     driver: Driver, clean: CleanRun, tmp_path: Path
 ) -> None:
@@ -467,9 +462,7 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(folder)], check=True)
 
 
-@pytest.mark.parametrize(
-    "warehouse", [pytest.param("in the home", marks=SECOND_ERROR_WHILE_FAILING), "elsewhere"]
-)
+@pytest.mark.parametrize("warehouse", ["in the home", "elsewhere"])
 def test_a_read_only_home_fails_the_run_with_one_error_naming_the_folder(
     warehouse: str, driver: Driver, read_only_folder: Path, tmp_path: Path
 ) -> None:
