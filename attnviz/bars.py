@@ -68,9 +68,14 @@ def interval_duration(interval: str) -> timedelta:
         ) from None
 
 
+def is_symbol(text: object) -> bool:
+    """Whether ``text`` is a well-formed ticker (:data:`SYMBOL_PATTERN`)."""
+    return isinstance(text, str) and _SYMBOL.fullmatch(text) is not None
+
+
 def check_symbol(symbol: str) -> str:
     """Return ``symbol`` if it is a well-formed ticker, else raise :class:`BarDataError`."""
-    if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
+    if not is_symbol(symbol):
         raise BarDataError(
             f"invalid symbol {symbol!r}: use 1-32 letters, digits or . _ = ^ - "
             "(starting with a letter, digit or ^)"
@@ -83,8 +88,3 @@ def grid_offset_seconds(ts: pl.Expr, interval: str) -> pl.Expr:
     step = int(interval_duration(interval).total_seconds())
     origin = int(GRID_ORIGIN.get(interval, timedelta()).total_seconds())
     return (ts.dt.epoch("s") - origin) % step
-
-
-def empty_received() -> pl.DataFrame:
-    """A received frame with no rows and the right columns."""
-    return pl.DataFrame(schema=RECEIVED_SCHEMA)

@@ -181,19 +181,10 @@ def _reader(args: argparse.Namespace) -> "duckdb.DuckDBPyConnection":
 def _sql(args: argparse.Namespace) -> int:
     from contextlib import closing
 
-    import duckdb
-
-    from warehouse.db import WarehouseError, query
+    from warehouse.db import query
 
     with closing(_reader(args)) as con:
-        try:
-            result = query(con, args.query)
-        except duckdb.PermissionException:
-            raise WarehouseError(
-                "attnviz sql only reads the warehouse: statements that touch files or other "
-                "databases (ATTACH, COPY, EXPORT, read_csv, INSTALL, LOAD, SET) are refused"
-            ) from None
-        _print_frame(result, args.format, args.max_rows)
+        _print_frame(query(con, args.query), args.format, args.max_rows)
     return 0
 
 
@@ -327,10 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     sql = command("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
     models = command("models", help="list model versions, newest first")
-    for command in (sql, models):
-        command.add_argument("--format", choices=["table", "csv", "json"], default="table")
-        command.add_argument("--max-rows", type=int, default=50, help="rows shown as a table")
-        command.add_argument(
+    for reader in (sql, models):
+        reader.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        reader.add_argument("--max-rows", type=int, default=50, help="rows shown as a table")
+        reader.add_argument(
             "--live",
             action="store_true",
             help="read the live warehouse instead of the snapshot published after the last run "

@@ -7,9 +7,9 @@ Renders N attention grids (3 layers x 4 heads, T = 60) two ways:
 1. naive: a new ``pyplot`` figure per PNG (``plt.subplots``, ``imshow`` per panel,
    one colour bar, ``savefig``, ``close``), with the same titles, axis labels and
    ticks as ours, and constrained layout so that they do not overlap (as ours);
-2. ours: :func:`attnviz.plots.render_jobs` over a process pool of
-   ``os.cpu_count()`` workers, each reusing one ``AttentionGridRenderer``. The
-   time includes starting the pool and sending the windows to it.
+2. ours: :func:`attnviz.plots.render_jobs` over ``os.cpu_count()`` worker
+   processes, each reusing one ``AttentionGridRenderer``. The time includes
+   starting the workers and sending the windows to them.
 
 Prints PNGs/second for each and the ratio ours / naive. Goal: >= 5x.
 """

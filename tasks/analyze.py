@@ -130,7 +130,7 @@ def _labels(
 
 @task(name="render", task_run_name="render {series.label}", cache_policy=NO_CACHE)
 def render(run_id: str, series: Series, analysis: Analysis, bars: pl.DataFrame) -> pl.DataFrame:
-    """Render the series' PNGs in a process pool; returns the ``figures`` rows."""
+    """Render the series' PNGs in worker processes; returns the ``figures`` rows."""
     crash_point("render")
     latest = analysis.latest
     labels, times = _labels(bars, latest["ts"], latest["attention"].shape[-1], series.interval)

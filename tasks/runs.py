@@ -77,6 +77,18 @@ def publish() -> bool:
     return published
 
 
+def _close_failed(run_id: str, error: BaseException) -> None:
+    """Record the run as failed with ``error``; if even that fails (a full disk), log it.
+
+    The run's own error is the one to end with; its row then stays ``running`` and the
+    next run marks it crashed.
+    """
+    try:
+        close_run(run_id, "failed", f"{type(error).__name__}: {error}")
+    except Exception as closing:
+        get_run_logger().warning("could not record run %s as failed: %s", run_id, closing)
+
+
 @contextmanager
 def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iterator[str]:
     """Run the block as the work (flow, parameters, as_of), recorded in ``runs``.
@@ -98,7 +110,7 @@ def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iter
             try:
                 yield run_id
             except BaseException as error:
-                close_run(run_id, "failed", f"{type(error).__name__}: {error}")
+                _close_failed(run_id, error)
                 raise
             close_run(run_id, "succeeded")
     except BaseException as error:

@@ -69,7 +69,7 @@ def make_bars(
         },
         schema={k: v for k, v in RECEIVED_SCHEMA.items() if k != "raw"},
     )
-    return frame.with_columns(with_raw(frame))
+    return frame.with_columns(with_raw(frame.columns))
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,13 @@ CORRUPTION_SIGNS = (
 )
 
 
+# What a reader is told when a statement reaches past the warehouse's own tables.
+READ_ONLY_REFUSAL = (
+    "a read-only connection only reads the warehouse: statements that touch files or other "
+    "databases (ATTACH, COPY, EXPORT, read_csv, INSTALL, LOAD) or change settings are refused"
+)
+
+
 class WarehouseError(RuntimeError):
     """The warehouse cannot be opened or used as asked; the message says why."""
 
@@ -132,7 +139,14 @@ def _execute(
     """Run ``sql`` and return the cursor holding its result, or say why there is none."""
     if not sql.strip():
         raise WarehouseError("empty query: give a SQL statement, e.g. SELECT count(*) FROM bars")
-    cursor = con.execute(sql, params or [])
+    try:
+        cursor = con.execute(sql, params or [])
+    except (duckdb.PermissionException, duckdb.InvalidInputException) as error:
+        refused = isinstance(error, duckdb.PermissionException) or "has been locked" in str(error)
+        if not refused:
+            raise
+        said = str(error).splitlines()[0]
+        raise WarehouseError(f"{READ_ONLY_REFUSAL} (DuckDB: {said})") from None
     if cursor is None:  # DuckDB returns no cursor when the text holds no statement
         raise WarehouseError(f"no statement to run in {sql!r}: it holds only comments or ';'")
     return cursor

@@ -21,6 +21,7 @@ The locks are ``flock`` locks: the kernel releases them when their process dies,
 
 import fcntl
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -42,12 +43,11 @@ def file_lock(
     path: Path,
     wait: float,
     *,
-    shared: bool = False,
     what: str = "lock",
     holder: str | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[None]:
-    """Hold an exclusive (or shared) lock on ``path``, waiting at most ``wait`` seconds for it.
+    """Hold an exclusive lock on ``path``, waiting at most ``wait`` seconds for it.
 
     Parameters
     ----------
@@ -55,14 +55,13 @@ def file_lock(
         The lock file; created if missing.
     wait
         Seconds to wait for the lock before giving up.
-    shared
-        Take a shared lock, which any number of processes can hold at once.
     what
         What the lock is, for messages (e.g. ``"runs lock"``).
     holder
-        Who takes the lock, e.g. ``"run ingest-... (pid 12 on host)"``. An exclusive
-        holder's name is written into the file while it holds the lock, so that a
-        process waiting for it can say whom it waits for.
+        Who takes the lock, e.g. ``"run ingest-... (pid 12 on host)"``; default: this
+        process's pid and host. It is written into the file while the lock is held
+        (replacing any name a killed holder left), so that a process waiting for it
+        can say whom it waits for.
     on_wait
         Called once, with a message naming the lock, its holder and ``wait``, when the
         lock is taken and this is about to wait for it (not when it is free at once).
@@ -76,7 +75,7 @@ def file_lock(
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + wait
-        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        mode = fcntl.LOCK_EX | fcntl.LOCK_NB
         while True:
             try:
                 fcntl.flock(descriptor, mode)
@@ -92,14 +91,14 @@ def file_lock(
                     on_wait(f"waiting up to {wait:g} s for the {what} {path}, {_held_by(path)}")
                     on_wait = None  # say it once, not at every poll
                 time.sleep(POLL_SECONDS)
-        if holder is not None and not shared:
-            os.ftruncate(descriptor, 0)
-            os.pwrite(descriptor, holder.encode(), 0)
+        os.ftruncate(descriptor, 0)
+        os.pwrite(
+            descriptor, (holder or f"pid {os.getpid()} on {socket.gethostname()}").encode(), 0
+        )
         try:
             yield
         finally:
-            if holder is not None and not shared:
-                os.ftruncate(descriptor, 0)  # a waiter must not name a holder that has left
+            os.ftruncate(descriptor, 0)  # a waiter must not name a holder that has left
     finally:
         os.close(descriptor)  # closing the descriptor releases the lock
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import duckdb
 
-from warehouse.db import query_row, transaction
-from warehouse.locks import WarehouseBusy, file_lock, runs_lock_path, writer
+from warehouse.db import WarehouseError, query_row, transaction
+from warehouse.locks import file_lock, runs_lock_path, writer
 from warehouse.snapshot import publish_snapshot
 
 
@@ -111,8 +111,9 @@ def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
 
     Without it a reader sees a crashed run as ``running`` until the next run starts.
     It never waits: while a run is in progress (which marked them as it started) or
-    another process writes, or when this process may not write the warehouse, it
-    leaves them to the next run. When it marks some, it publishes the snapshot again
+    another process writes, when this process may not write the warehouse, or when
+    the live file is damaged (the next run says so, with the remedy), it leaves them
+    to the next run. When it marks some, it publishes the snapshot again
     so that its readers see them.
 
     Parameters
@@ -128,10 +129,10 @@ def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
             writer(database, 0) as con,
         ):
             crashed = [run["run_id"] for run in mark_crashed(con)]
-    except WarehouseBusy:
+    except WarehouseError:  # busy, or a damaged file: the next run says so, with its remedy
         return []
     if crashed:
-        with suppress(WarehouseBusy):  # another process writes: the next run publishes
+        with suppress(WarehouseError):  # another process writes: the next run publishes
             publish_snapshot(database, snapshot, 0)
     return crashed
 

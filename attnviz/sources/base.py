@@ -1,5 +1,6 @@
 """The one interface every bar source implements."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -112,6 +113,6 @@ def in_request(frame: pl.DataFrame, request: BarRequest, now: datetime | None = 
     )
 
 
-def with_raw(frame: pl.DataFrame) -> pl.Expr:
-    """The expression that records each row of ``frame`` as received, as one JSON object."""
-    return pl.struct(frame.columns).struct.json_encode().alias("raw")
+def with_raw(columns: Sequence[str]) -> pl.Expr:
+    """The expression that records each row as received, its ``columns`` as one JSON object."""
+    return pl.struct(columns).struct.json_encode().alias("raw")

@@ -51,15 +51,14 @@ symbol is empty or malformed), :meth:`FileSource.symbols` fails naming them: fix
 file, or name the symbols to ingest. Files whose names start with ``.`` are ignored.
 """
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
-from attnviz.bars import RECEIVED_SCHEMA, SYMBOL_PATTERN, VALUES, BarDataError
-from attnviz.sources.base import BarRequest, Received, empty_rejected, in_request
+from attnviz.bars import RECEIVED_SCHEMA, SYMBOL_PATTERN, VALUES, BarDataError, is_symbol
+from attnviz.sources.base import BarRequest, Received, empty_rejected, in_request, with_raw
 from attnviz.sources.tables import SUFFIXES, Head, Table, data_suffix, load, peek
 from attnviz.sources.timestamps import Where, check_ts_format, quote, timestamps
 
@@ -80,11 +79,8 @@ Part = tuple[pl.DataFrame, pl.DataFrame]
 
 def symbol_of(path: Path) -> str:
     """The symbol a data file's name spells: the name less its suffix (``AAPL.csv.gz``: AAPL)."""
-    return path.name[: -len(data_suffix(path) or "")]
-
-
-def _is_symbol(text: str) -> bool:
-    return re.fullmatch(SYMBOL_PATTERN, text) is not None
+    suffix = data_suffix(path)
+    return path.name[: -len(suffix)] if suffix else path.name
 
 
 class FileSource:
@@ -142,10 +138,12 @@ class FileSource:
         """The data files the source reads, in a stable order."""
         if self.path.is_file():
             found = [self.path]
-        elif self.path.is_dir():
-            found = [p for p in self.path.iterdir() if p.is_file() and p.name[0] != "."]
         else:
-            found = list(self.path.parent.glob(self.path.name))
+            # A folder's files, or a glob's: never hidden files (macOS's ._AAPL.csv) or folders.
+            listed = (
+                self.path.iterdir() if self.path.is_dir() else self.path.parent.glob(self.path.name)
+            )
+            found = [p for p in listed if p.is_file() and not p.name.startswith(".")]
         found = [p for p in found if data_suffix(p) is not None]
         if not found:
             raise BarDataError(
@@ -173,7 +171,7 @@ class FileSource:
                 table = load(peek(file))
                 symbol_column = self._column("symbol", table.head)
             except BarDataError as error:
-                if not _is_symbol(name):
+                if not is_symbol(name):
                     raise BarDataError(
                         f"{error}; and its name is not a symbol, so which series it holds is "
                         "unknown: fix or remove it, or name the symbols to ingest"
@@ -182,7 +180,7 @@ class FileSource:
                 continue
             if symbol_column is not None:
                 held |= self._symbols_in(table, symbol_column, interval)
-            elif not _is_symbol(name):
+            elif not is_symbol(name):
                 raise BarDataError(
                     f"{file}: its name is not a symbol ({quote(name)}) and it has no symbol "
                     "column, so its bars belong to no series: rename it to its symbol"
@@ -253,7 +251,7 @@ class FileSource:
             within &= pl.col("_ts") >= request.start
         if request.end is not None:
             within &= pl.col("_ts") < request.end
-        raw = pl.struct(table.names).struct.json_encode()
+        raw = with_raw(table.names)
         rows = _collect(
             frame.with_columns(pl.when(~ragged).then(ts).alias("_ts"))
             .filter(within | pl.col("_ts").is_null())

@@ -70,6 +70,6 @@ class SampleSource:
             "interval",
             "ts",
             *VALUES,
-            with_raw(bars),
+            with_raw(bars.columns),
         ).cast(RECEIVED_SCHEMA)
         return in_request(received, request, now=request.as_of)

@@ -15,7 +15,7 @@ def spoil(frame: pl.DataFrame, row: int, **values: object) -> pl.DataFrame:
     """Set some values of one row, and record the spoiled row as received."""
     for column, value in values.items():
         frame = frame.with_columns(frame[column].scatter(row, value))
-    return frame.drop("raw").pipe(lambda f: f.with_columns(with_raw(f)))
+    return frame.drop("raw").pipe(lambda f: f.with_columns(with_raw(f.columns)))
 
 
 def failed_by_row(received: pl.DataFrame, **kwargs: object) -> dict[int, set[str]]:
@@ -156,7 +156,7 @@ def test_infinite_and_absurd_values_are_quarantined(
 
 def test_a_first_batch_of_absurd_prices_fails_without_an_earlier_close(bars: Bars) -> None:
     received = bars(3).with_columns(pl.col(c) * 1e300 for c in ("open", "high", "low", "close"))
-    received = received.drop("raw").pipe(lambda f: f.with_columns(with_raw(f)))
+    received = received.drop("raw").pipe(lambda f: f.with_columns(with_raw(f.columns)))
     assert validate_bars(received, "1d").good.is_empty()
 
 

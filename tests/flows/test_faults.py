@@ -367,7 +367,8 @@ def clean(driver: Driver, tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
 # A known gap, left open (see the closing note of issue 9): the run is closed as succeeded
 # before it publishes, so its rerun is a deliberate rerun that reads the sources again.
 PUBLISHED_WORK_IS_READ_AGAIN = pytest.mark.xfail(
-    reason="a run killed in publish has succeeded: its rerun reads the sources again"
+    reason="a run killed in publish has succeeded: its rerun reads the sources again",
+    strict=True,
 )
 
 

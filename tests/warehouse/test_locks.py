@@ -1,5 +1,6 @@
 """The warehouse's file locks, across real processes: wait, then proceed, or fail clearly."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -65,17 +66,16 @@ def test_a_crashed_holder_does_not_leave_the_warehouse_locked(tmp_path: Path) ->
         assert con.execute("SELECT 1").fetchall() == [(1,)]
 
 
-def test_shared_locks_coexist_and_exclude_an_exclusive_one(tmp_path: Path) -> None:
+def test_a_holder_is_named_even_unasked_and_a_dead_holders_name_is_not_shown(
+    tmp_path: Path,
+) -> None:
     path = write_lock_path(tmp_path / "warehouse.duckdb")
-    with (
-        file_lock(path, 0, shared=True),
-        file_lock(path, 0, shared=True),
-        pytest.raises(WarehouseBusy),
-        file_lock(path, 0.1),
-    ):
-        pass
-    with file_lock(path, 0):
-        pass
+    path.write_text("run gone-1 (pid 1 on elsewhere)")  # what a killed holder leaves behind
+    said: list[str] = []
+    with file_lock(path, 0), pytest.raises(WarehouseBusy, match=f"held by pid {os.getpid()} on"):
+        file_lock(path, 0.2, on_wait=said.append).__enter__()
+    assert len(said) == 1 and "gone-1" not in said[0] and f"pid {os.getpid()}" in said[0]
+    assert path.read_text() == ""  # released: nobody to name
 
 
 class Said(Exception):

@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from warehouse.db import connect, query
+from warehouse.db import WarehouseError, connect, query
 from warehouse.models import list_models
 from warehouse.snapshot import publish_snapshot
 
@@ -180,7 +180,7 @@ def test_every_attack_is_refused_and_leaves_every_file_as_it_was(
     door: dict[str, str], attack: str, refusal: str
 ) -> None:
     with closing(connect(door["opened"], read_only=True)) as con:
-        with pytest.raises(duckdb.Error, match=refusal):
+        with pytest.raises((duckdb.Error, WarehouseError), match=refusal):
             query(con, attack.format(**door))
         assert query(con, "SELECT count(*) AS n FROM bars")["n"].to_list() == [3]
 
@@ -235,3 +235,15 @@ def test_the_warehouse_reads_as_before(door: dict[str, str]) -> None:
     assert daily.row(0)[1:] == (1, 1)
     assert models.is_empty() and "val_loss" in models.columns
     assert zone["zone"].to_list() == ["UTC"]
+
+
+@pytest.mark.parametrize("attack", ["SET threads = 1", "COPY bars TO '/tmp/bars.csv'"])
+def test_a_refusal_is_one_line_that_says_what_the_door_allows(
+    door: dict[str, str], attack: str
+) -> None:
+    with (
+        closing(connect(door["opened"], read_only=True)) as con,
+        pytest.raises(WarehouseError, match="only reads the warehouse") as refused,
+    ):
+        query(con, attack)
+    assert "\n" not in str(refused.value)

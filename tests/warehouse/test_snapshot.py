@@ -33,7 +33,7 @@ def test_publishing_is_skipped_while_another_run_is_in_progress(tmp_path: Path) 
     database, snapshot = tmp_path / "w.duckdb", tmp_path / "w-snapshot.duckdb"
     with writer(database, wait=1) as con:
         con.execute("CREATE TABLE t (i INTEGER)")
-    with file_lock(runs_lock_path(database), 0, shared=True):
+    with file_lock(runs_lock_path(database), 0, holder="another run"):
         assert not publish_snapshot(database, snapshot, wait=1)
     assert not snapshot.exists()
     assert publish_snapshot(database, snapshot, wait=1)

@@ -254,6 +254,10 @@ def test_symbols_come_from_symbol_columns_and_file_names(tmp_path: Path) -> None
     assert source.symbols("1h") == ["AAPL", "BRK.B", "GOOG", "HOURLY"]
     assert source.fetch(request("BRK.B")).bars.height == 1
     assert symbol_of(Path("x/AAPL.CSV.GZ")) == "AAPL"
+    assert symbol_of(Path("x/README")) == "README"
+    # A glob skips hidden files as a folder does (macOS leaves ._AAPL.csv beside AAPL.csv).
+    (tmp_path / "._AAPL.csv").write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+    assert FileSource(tmp_path / "*.csv").symbols("1d") == ["AAPL", "IBM"]
 
 
 def test_symbols_refuse_rows_of_no_series(tmp_path: Path) -> None:
