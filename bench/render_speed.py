@@ -7,7 +7,7 @@ Renders N attention grids (3 layers x 4 heads, T = 60) two ways:
 1. naive: a new ``pyplot`` figure per PNG (``plt.subplots``, ``imshow`` per panel,
    one colour bar, ``savefig``, ``close``), with the same titles, axis labels and
    ticks as ours, and constrained layout so that they do not overlap (as ours);
-2. ours: :func:`attnviz.plots.render_jobs` over ``os.cpu_count()`` worker
+2. ours: :func:`attnviz.render_pool.render_jobs` over ``os.cpu_count()`` worker
    processes, each reusing one ``AttentionGridRenderer``. The time includes
    starting the workers and sending the windows to them.
 
@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from attnviz.plots import RenderJob, render_jobs
+from attnviz.render_pool import RenderJob, render_jobs
 
 LAYERS, HEADS, T = 3, 4, 60
 LABELS = [f"t-{T - 1 - i}" for i in range(T - 1)] + ["t"]

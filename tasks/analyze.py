@@ -17,7 +17,7 @@ from attnviz import config
 from attnviz.analysis import Analysis, AnalysisConfig, analyze, reference_confidence
 from attnviz.faults import crash_point
 from attnviz.features import FEATURES, make_windows
-from attnviz.plots import RenderJob, render_jobs
+from attnviz.render_pool import RenderJob, render_jobs
 from attnviz.series import Series
 from attnviz.train import CheckpointError, TrainedModel
 from tasks.cache import CACHE_EXPIRATION, cache_key, file_digest, frame_digest

@@ -9,14 +9,8 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 from processes import alive, descendants, wait_for
 
-from attnviz.plots import (
-    RENDERERS,
-    AttentionGridRenderer,
-    RenderJob,
-    render_attention_grid,
-    render_jobs,
-    render_rollout,
-)
+from attnviz.plots import RENDERERS, AttentionGridRenderer, render_attention_grid, render_rollout
+from attnviz.render_pool import RenderJob, render_jobs
 
 LAYERS, HEADS, T = 2, 2, 12
 LABELS = [f"t-{T - 1 - i}" for i in range(T - 1)] + ["t"]
@@ -136,7 +130,7 @@ UNGUARDED_SCRIPT = """
 import sys
 from pathlib import Path
 import numpy as np
-from attnviz.plots import RenderJob, render_jobs
+from attnviz.render_pool import RenderJob, render_jobs
 print("the script ran", flush=True)
 rollout = np.full((6, 6), 1 / 6)
 jobs = [
@@ -168,7 +162,7 @@ LONG_REPORT = """
 import sys
 from pathlib import Path
 import numpy as np
-from attnviz.plots import RenderJob, render_jobs
+from attnviz.render_pool import RenderJob, render_jobs
 if __name__ == "__main__":
     attention = np.full((3, 4, 60, 60), 1 / 60)  # one array, pickled once for all jobs
     kwargs = {"attention": attention, "labels": [str(t) for t in range(60)], "title": "long"}
