@@ -59,6 +59,7 @@ CHUNK_ROWS = 200_000
 # more than 1e18 units in one bar; past these a value is a unit or parsing error.
 MAX_PRICE = 1e9
 MAX_VOLUME = 1e18
+MAX_TURNOVER = MAX_PRICE * MAX_VOLUME
 
 CHECKS: dict[str, str] = {
     **{f"{c}_not_null": f"{c} is present and readable" for c in ("ts", *VALUES)},
@@ -66,6 +67,7 @@ CHECKS: dict[str, str] = {
     **{f"{c}_within_bound": f"{c} finite and <= {MAX_PRICE:g}" for c in PRICES},
     "volume_non_negative": "volume >= 0",
     "volume_within_bound": f"volume finite and <= {MAX_VOLUME:g}",
+    "turnover_within_bound": f"turnover, where reported, a number in [0, {MAX_TURNOVER:g}]",
     "low_le_open": "low <= open",
     "low_le_close": "low <= close",
     "high_ge_open": "high >= open",
@@ -140,6 +142,12 @@ def _expectations() -> list[gxe.Expectation]:
         named(
             gxe.ExpectColumnValuesToBeBetween(column="volume", max_value=MAX_VOLUME),
             "volume_within_bound",
+        ),
+        named(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="turnover", min_value=0, max_value=MAX_TURNOVER
+            ),
+            "turnover_within_bound",
         ),
         *(
             named(
@@ -245,6 +253,8 @@ def validate_bars(
             (pl.col("close") / previous).log().abs().alias("_close_step"),
             (pl.col("high") / pl.col("low")).log().alias("_range_step"),
             (ts - ts.forward_fill().shift(1)).dt.total_seconds().alias("_ts_gap_s"),
+            # GX counts NaN as missing, and turnover may be missing: make a NaN fail the bound.
+            pl.col("turnover").fill_nan(float("inf")),
         )
         .pipe(_with_key_count)
     )

@@ -4,18 +4,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from attnviz.bars import check_symbol, interval_duration
-
-
-def _interval(value: str) -> str:
-    interval_duration(value)
-    return value
-
+from attnviz.bars import check_interval, check_symbol
 
 # Types of flow parameters: Prefect validates a run's parameters with them, so a
 # mistyped symbol or interval fails before any work starts, with the reason in the log.
 Symbol = Annotated[str, AfterValidator(check_symbol)]
-Interval = Annotated[str, AfterValidator(_interval)]
+Interval = Annotated[str, AfterValidator(check_interval)]
 
 
 class Series(BaseModel):

@@ -13,7 +13,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture
 from pydantic import Field
 
-from attnviz.bars import interval_duration
+from attnviz.bars import shift
 from attnviz.quality import DEFAULT_MAX_STEP
 from attnviz.series import Interval, Series, Symbol
 from attnviz.sources import SourceName
@@ -73,7 +73,7 @@ def ingest_series(
             continue
         first = start
         if first is None and lookback_bars is not None:
-            first = as_of - lookback_bars * interval_duration(one.interval)
+            first = shift(as_of, -lookback_bars, one.interval)
         request = plan_fetch(one, as_of, first, end, incremental and not repair, overlap_bars)
         if repair:
             repairs[one] = Repair(request.start, min(request.end or as_of, as_of))
@@ -152,7 +152,7 @@ def ingest(
         Re-read ``start`` .. ``end`` whatever is stored, and remove the stored bars of that
         range the source no longer has (bars loaded wrong). Implies ``incremental=False``.
     """
-    as_of = as_of or scheduled_as_of(interval_duration(interval))
+    as_of = as_of or scheduled_as_of(interval)
     if start is not None and end is not None and start >= end:
         raise ValueError(f"start {start} is not before end {end}: no bar could be taken")
     symbols = symbols or list_symbols(source, interval, source_options or {})

@@ -6,7 +6,7 @@ writes to the warehouse runs one at a time (DuckDB has one writer).
 """
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 import polars as pl
@@ -116,7 +116,7 @@ def nightly(
     analysis
         Thresholds and batch size of the attention analytics.
     """
-    as_of = as_of or scheduled_as_of(timedelta(days=1))
+    as_of = as_of or scheduled_as_of("1d")
     parameters = {
         "series": [one.model_dump() for one in series],
         "max_step": max_step,

@@ -13,7 +13,7 @@ from attnviz.bars import BarDataError
 from attnviz.faults import crash_point
 from attnviz.quality import Validation, validate_received
 from attnviz.series import Series
-from attnviz.sources import BarRequest, Received, make_source
+from attnviz.sources import BarRequest, Received, SourceError, make_source
 from tasks.writer import open_warehouse
 from warehouse.bars import (
     Repair,
@@ -65,8 +65,9 @@ def plan_fetch(
 
 
 def _retry_unless_bad_data(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry network-ish failures; bad data or a bad request fails the same way every time."""
-    return not isinstance(state.result(raise_on_failure=False), BarDataError)
+    """Retry unexpected failures. Bad data or a bad request fails the same way every time,
+    and a :class:`SourceError` comes after the source's own retries."""
+    return not isinstance(state.result(raise_on_failure=False), BarDataError | SourceError)
 
 
 @task(

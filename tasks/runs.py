@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from prefect import task
@@ -10,24 +10,23 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from attnviz import config
+from attnviz.bars import floor
 from attnviz.faults import crash_point
 from tasks.writer import open_warehouse, run_turn
 from warehouse.runs import finish_run, mark_crashed, start_run, work_key
 from warehouse.snapshot import check_live, publish_snapshot
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-def scheduled_as_of(every: timedelta) -> datetime:
-    """The default as-of of a run: its scheduled start, floored to a multiple of ``every``.
+def scheduled_as_of(interval: str) -> datetime:
+    """The default as-of of a run: its scheduled start, floored to the ``interval`` grid.
 
     Flooring makes the as-of a logical time: a late start, a retry from the UI or a
     second manual run in the same period is the same work, so it replaces rows
     instead of adding them. Flooring to the bar interval loses no bar, since bars
-    close on multiples of it.
+    close on its grid.
     """
     scheduled = datetime.fromisoformat(flow_run.scheduled_start_time.isoformat())
-    return EPOCH + (scheduled.astimezone(UTC) - EPOCH) // every * every
+    return floor(scheduled, interval)
 
 
 @task(name="open-run", task_run_name="open {flow}")

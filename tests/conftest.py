@@ -66,6 +66,7 @@ def make_bars(
             "low": [c - 1.0 for c in close],
             "close": close,
             "volume": [1000.0] * n,
+            "turnover": None,
         },
         schema={k: v for k, v in RECEIVED_SCHEMA.items() if k != "raw"},
     )

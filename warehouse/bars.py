@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from attnviz.bars import interval_duration
+from attnviz.bars import shift
 from warehouse.db import query, transaction
 
 
@@ -138,8 +138,9 @@ def _upsert_bars(
             SELECT count(*) FILTER (WHERE b.ts IS NULL),
                    count(*) FILTER (
                        WHERE b.ts IS NOT NULL
-                         AND (b.open, b.high, b.low, b.close, b.volume)
-                             IS DISTINCT FROM (i.open, i.high, i.low, i.close, i.volume))
+                         AND (b.open, b.high, b.low, b.close, b.volume, b.turnover)
+                             IS DISTINCT FROM
+                             (i.open, i.high, i.low, i.close, i.volume, i.turnover))
             FROM bars_in i
             LEFT JOIN bars b USING (source, symbol, interval, ts)
             """
@@ -147,16 +148,18 @@ def _upsert_bars(
         # An unchanged bar keeps its run_id and loaded_at: they say when its values last changed.
         con.execute(
             """
-            INSERT INTO bars
-            SELECT source, symbol, interval, ts, open, high, low, close, volume, ?, now()
+            INSERT INTO bars BY NAME
+            SELECT source, symbol, interval, ts, open, high, low, close, volume, turnover,
+                   ? AS run_id, now() AS loaded_at
             FROM bars_in
             ON CONFLICT (source, symbol, interval, ts) DO UPDATE SET
                 open = excluded.open, high = excluded.high, low = excluded.low,
-                close = excluded.close, volume = excluded.volume,
+                close = excluded.close, volume = excluded.volume, turnover = excluded.turnover,
                 run_id = excluded.run_id, loaded_at = excluded.loaded_at
-            WHERE (bars.open, bars.high, bars.low, bars.close, bars.volume)
+            WHERE (bars.open, bars.high, bars.low, bars.close, bars.volume, bars.turnover)
                   IS DISTINCT FROM
-                  (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)
+                  (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume,
+                   excluded.turnover)
             """,
             [run_id],
         )
@@ -273,7 +276,7 @@ def resume_from(
     if not rows:
         return None
     if overlap_bars == 0:
-        return rows[0][0] + interval_duration(interval)
+        return shift(rows[0][0], 1, interval)
     return rows[-1][0]
 
 
@@ -300,7 +303,7 @@ def read_bars(
     closed_by: datetime | None = None,
 ) -> pl.DataFrame:
     """The stored bars of one series, oldest first; with ``closed_by``, those closed by then."""
-    closed_by_open = None if closed_by is None else closed_by - interval_duration(interval)
+    closed_by_open = None if closed_by is None else shift(closed_by, -1, interval)
     return query(
         con,
         """

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from attnviz.bars import BarDataError
-from attnviz.sources.base import BarRequest, BarSource, Received
+from attnviz.sources.base import BarRequest, BarSource, Received, SourceError
 from attnviz.sources.files import FileSource
 from attnviz.sources.sample import SampleSource
 
@@ -13,7 +13,15 @@ SOURCES: dict[str, type] = {"sample": SampleSource, "files": FileSource}
 # The names as a type, so a flow parameter of this type is a drop-down in the Prefect UI.
 SourceName = Literal["sample", "files"]
 
-__all__ = ["SOURCES", "BarRequest", "BarSource", "Received", "SourceName", "make_source"]
+__all__ = [
+    "SOURCES",
+    "BarRequest",
+    "BarSource",
+    "Received",
+    "SourceError",
+    "SourceName",
+    "make_source",
+]
 
 
 def make_source(name: str, options: Mapping[str, Any] | None = None) -> BarSource:

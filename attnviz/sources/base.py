@@ -7,7 +7,15 @@ from typing import Protocol
 
 import polars as pl
 
-from attnviz.bars import RECEIVED_SCHEMA, check_symbol, interval_duration
+from attnviz.bars import RECEIVED_SCHEMA, bar_end, check_interval, check_symbol
+
+
+class SourceError(RuntimeError):
+    """A source could not deliver, after its own bounded retries (network, rate limits, outages).
+
+    The message names the source, the symbol and the range asked for. The source has
+    already retried what was worth retrying, so callers do not retry it again.
+    """
 
 
 def empty_rejected() -> pl.DataFrame:
@@ -38,7 +46,7 @@ class BarRequest:
 
     def __post_init__(self) -> None:
         check_symbol(self.symbol)
-        interval_duration(self.interval)
+        check_interval(self.interval)
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ def in_request(frame: pl.DataFrame, request: BarRequest, now: datetime | None = 
         wanted &= ts < request.end
     frame = frame.filter(wanted | ts.is_null())
     future = ts > now
-    closed = ts + interval_duration(request.interval) <= request.as_of
+    closed = bar_end(ts, request.interval) <= request.as_of
     return Received(
         bars=frame.filter(ts.is_null() | (closed & ~future)),
         rejected=frame.filter(future).with_columns(

@@ -261,6 +261,7 @@ class FileSource:
                 pl.lit(request.interval).alias("interval"),
                 pl.col("_ts").alias("ts"),
                 *[pl.when(~ragged).then(_number(table, names[c])).alias(c) for c in VALUES],
+                pl.lit(None).alias("turnover"),
                 (pl.coalesce("_raw", raw) if table.ragged else raw).alias("raw"),
                 reason.otherwise(None).alias("_reason"),
             ),

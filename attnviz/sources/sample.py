@@ -70,6 +70,7 @@ class SampleSource:
             "interval",
             "ts",
             *VALUES,
+            pl.lit(None).alias("turnover"),
             with_raw(bars.columns),
         ).cast(RECEIVED_SCHEMA)
         return in_request(received, request, now=request.as_of)
