@@ -19,6 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The source names, for --source (kept in step with attnviz.sources.SOURCES by a test);
+# importing the sources here would load polars for --help.
+SOURCE_NAMES = ("sample", "files", "bybit", "yfinance")
+
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
@@ -80,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
 
     _quiet_failures_on_console()
 
-    report = nightly(as_of=args.as_of)
+    report = nightly(catalogue=args.catalogue, as_of=args.as_of)
     _print_loads(report.loads)
     for version, row in report.models:
         accuracy = row.metrics["transformer"]["direction_accuracy"]
@@ -94,17 +98,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    options: dict[str, object] = {}
+    options: dict[str, object] = dict(args.option)
     if args.source == "files":
         if not args.path:
             raise UsageError("--source files needs --path")
-        options = {"path": args.path, "timezone": args.timezone, "columns": dict(args.column)}
+        options |= {"path": args.path, "timezone": args.timezone, "columns": dict(args.column)}
         if args.ts_format:
             options["ts_format"] = args.ts_format
     elif args.path or args.ts_format or args.column:
         raise UsageError(
-            f"--path, --ts-format and --column are for --source files, not {args.source}"
+            "--path, --ts-format and --column are for --source files, "
+            f"not {args.source or 'the catalogue'}"
         )
+    if options and not args.source:
+        raise UsageError("source options need --source (the catalogue has its own)")
     if args.start and args.end and args.start >= args.end:
         raise UsageError(f"--start {args.start} is not before --end {args.end}")
     if args.repair and not args.full:
@@ -115,6 +122,7 @@ def _ingest(args: argparse.Namespace) -> int:
     _quiet_failures_on_console()
 
     loads = ingest(
+        catalogue=args.catalogue,
         source=args.source,
         symbols=args.symbols,
         interval=args.interval,
@@ -123,7 +131,7 @@ def _ingest(args: argparse.Namespace) -> int:
         as_of=args.as_of,
         incremental=not args.full,
         max_rejected_share=args.max_rejected_share,
-        source_options=options,
+        source_options=options or None,
         repair=args.repair,
     )
     _print_loads(loads)
@@ -131,19 +139,18 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    from attnviz.series import SAMPLE_SERIES
+    from attnviz import config
+    from attnviz.catalogue import load_catalogue
 
-    known = [one.symbol for one in SAMPLE_SERIES]
-    unknown = sorted(set(args.symbols or ()) - set(known))
-    if unknown:
-        raise UsageError(f"no series {', '.join(unknown)} to backfill; the series are {known}")
+    # Checked before the Prefect server starts: a typo answers at once.
+    load_catalogue(args.catalogue or config.catalogue_path()).select(symbols=args.symbols)
     _start_api()
     from flows.backfill import backfill
 
     _quiet_failures_on_console()
 
-    series = [one for one in SAMPLE_SERIES if not args.symbols or one.symbol in args.symbols]
-    for label, written in backfill(as_of=args.as_of, series=series).items():
+    written_by = backfill(as_of=args.as_of, catalogue=args.catalogue, symbols=args.symbols)
+    for label, written in written_by.items():
         print(f"{label}: {written['attention_window']} windows analysed as of {args.as_of}")
     return 0
 
@@ -154,6 +161,12 @@ def _serve(args: argparse.Namespace) -> int:
     from attnviz import config
     from flows.server import local_server
 
+    if args.catalogue:
+        from attnviz.catalogue import load_catalogue
+
+        load_catalogue(args.catalogue)  # a mistake is said now, not at the first scheduled run
+        # The deployments' runs read the catalogue from the environment they inherit.
+        os.environ["ATTNVIZ_CATALOGUE"] = str(Path(args.catalogue).resolve())
     with ExitStack() as server:
         if not os.environ.get("PREFECT_API_URL"):
             log = config.home().resolve() / "prefect-server.log"
@@ -228,6 +241,16 @@ class UsageError(ValueError):
     """Arguments that do not make sense together; the message says which."""
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` from the command line; the value is read as YAML (``true``, ``3``, text)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. category=spot), got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
 def _column(text: str) -> tuple[str, str]:
     """``CANONICAL=NAME`` from the command line, e.g. ``ts=Bar Time``."""
     canonical, sep, name = text.partition("=")
@@ -255,8 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    catalogue = argparse.ArgumentParser(add_help=False)
+    catalogue.add_argument(
+        "--catalogue",
+        help="series catalogue (YAML; default: $ATTNVIZ_CATALOGUE or catalogues/sample.yaml)",
+    )
+
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, parents=[database])
+        return commands.add_parser(name, help=help, parents=[database, catalogue])
 
     run = command("run", help="run the nightly flow once (sample data by default)")
     run.add_argument(
@@ -268,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill", help="rebuild the attention tables of a past moment with the models active then"
     )
     backfill.add_argument("--as-of", type=_timestamp, required=True, help="the past moment")
-    backfill.add_argument("--symbols", nargs="+", help="sample series to rebuild (default: all)")
+    backfill.add_argument("--symbols", nargs="+", help="catalogue series to rebuild (default: all)")
     backfill.set_defaults(handler=_backfill)
 
     serve = command(
@@ -280,10 +309,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4200, help="port of the local server")
     serve.set_defaults(handler=_serve)
 
-    ingest = command("ingest", help="ingest and validate bars of one source")
-    ingest.add_argument("--source", default="sample", choices=["sample", "files"])
-    ingest.add_argument("--symbols", nargs="+", help="default: every symbol the source holds")
-    ingest.add_argument("--interval", default="1d")
+    ingest = command(
+        "ingest",
+        help="ingest and validate bars: the catalogue's series, or symbols of one --source "
+        "(bybit and yfinance need a network)",
+    )
+    ingest.add_argument(
+        "--source",
+        choices=sorted(SOURCE_NAMES),
+        help="read this source instead of the catalogue's series",
+    )
+    ingest.add_argument(
+        "--symbols",
+        nargs="+",
+        help="default: the catalogue's series (of --source), or every symbol the source holds",
+    )
+    ingest.add_argument(
+        "--interval", help="bar interval, e.g. 1h (default: 1d with --source, else all)"
+    )
     ingest.add_argument("--start", type=_timestamp, help="first bar-open time to take")
     ingest.add_argument("--end", type=_timestamp, help="take bars opening before this")
     ingest.add_argument("--as-of", type=_timestamp, help="only bars closed by then (default: now)")
@@ -311,6 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CANONICAL=NAME",
         help="files source: the file's column for ts, open, high, low, close, volume or symbol "
         "(repeatable), e.g. --column 'ts=Bar Time'",
+    )
+    ingest.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of --source (repeatable), e.g. --option category=spot for bybit, "
+        "--option adjusted=false for yfinance",
     )
     ingest.add_argument("--max-rejected-share", type=float, default=0.05)
     ingest.set_defaults(handler=_ingest)
@@ -345,7 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if os.environ.get("ATTNVIZ_DEBUG"):
             raise
-        kind = "" if isinstance(error, UsageError) else f"{type(error).__name__}: "
+        # A mistake in the arguments or the catalogue file is said plainly; the catalogue
+        # module is only looked up if loaded (importing it would load torch).
+        catalogue = sys.modules.get("attnviz.catalogue")
+        plain = UsageError if catalogue is None else (UsageError, catalogue.CatalogueError)
+        kind = "" if isinstance(error, plain) else f"{type(error).__name__}: "
         print(f"attnviz {args.command}: {kind}{error}", file=sys.stderr)
         return 1
 

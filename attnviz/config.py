@@ -26,6 +26,11 @@ def sample_dir() -> Path:
     return Path(os.environ.get("ATTNVIZ_SAMPLE_DIR", REPO_ROOT / "data" / "sample"))
 
 
+def catalogue_path() -> Path:
+    """The series catalogue: ``$ATTNVIZ_CATALOGUE`` or ``catalogues/sample.yaml`` (repository)."""
+    return Path(os.environ.get("ATTNVIZ_CATALOGUE", REPO_ROOT / "catalogues" / "sample.yaml"))
+
+
 def snapshot_path() -> Path:
     """The read-only copy readers query, published after each run (``<name>-snapshot.duckdb``)."""
     live = warehouse_path()

@@ -34,9 +34,3 @@ class Series(BaseModel):
     def label(self) -> str:
         """Short name for logs and task runs, e.g. ``sample/AAPL/1d``."""
         return "/".join(self.key)
-
-
-SAMPLE_SERIES: list[Series] = [
-    *(Series(symbol=symbol, interval="1d") for symbol in ("AAPL", "GOOG", "IBM", "MSFT")),
-    Series(symbol="EURUSD", interval="1h"),
-]

@@ -6,14 +6,14 @@ logical time, and analyses, renders and stores as the nightly run does. Running 
 again for the same moment and series replaces its rows.
 """
 
-from dataclasses import asdict
 from datetime import datetime
 
 from prefect import flow
 
-from attnviz.analysis import AnalysisConfig
-from attnviz.series import SAMPLE_SERIES, Series
-from flows.nightly import explain, model_groups
+from attnviz import config
+from attnviz.catalogue import load_catalogue
+from attnviz.series import Symbol
+from flows.nightly import catalogue_models, explain
 from tasks.runs import recorded_run
 from tasks.train import models_to_explain, read_training_bars
 
@@ -21,36 +21,33 @@ from tasks.train import models_to_explain, read_training_bars
 @flow(name="backfill", flow_run_name="backfill {as_of}")
 def backfill(
     as_of: datetime,
-    series: list[Series] = SAMPLE_SERIES,
-    pool: bool = False,
-    analysis: AnalysisConfig = AnalysisConfig(),  # noqa: B008 (frozen dataclass, safe as default)
+    catalogue: str | None = None,
+    symbols: list[Symbol] | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Rebuild the attention tables as they stood at ``as_of``.
+    """Rebuild the attention tables as they stood at a past moment.
 
-    Parameters
-    ----------
-    as_of
-        The past moment: bars closed by then, models active then (in the logical time
-        of the runs that registered them).
-    series
-        The series to rebuild; default: the committed sample data.
-    pool
-        Whether the models were pooled per interval (as in the nightly flow).
-    analysis
-        Thresholds and batch size of the attention analytics.
+    Args:
+        as_of: The past moment: bars closed by then, models active then (in the logical
+            time of the runs that registered them).
+        catalogue: Catalogue file (YAML) whose series and groups to rebuild. Default:
+            $ATTNVIZ_CATALOGUE or catalogues/sample.yaml.
+        symbols: Rebuild only the models of these symbols. Default: every model.
 
-    Returns
-    -------
-    dict
+    Returns:
         Rows written per series label and table.
     """
-    parameters = {
-        "series": [one.model_dump() for one in series],
-        "pool": pool,
-        "analysis": asdict(analysis),
+    chosen = load_catalogue(catalogue or config.catalogue_path())
+    models = {
+        name: members
+        for name, (members, _) in catalogue_models(chosen).items()
+        if not symbols or any(one.symbol in symbols for one in members)
     }
+    if symbols and not models:
+        held = sorted({entry.symbol for entry in chosen.entries})
+        raise ValueError(f"no series {', '.join(symbols)} in the catalogue; it has {held}")
+    parameters = {"catalogue": chosen.model_dump(mode="json"), "symbols": symbols}
     with recorded_run("backfill", parameters, as_of) as run_id:
-        groups = model_groups(series, pool)
+        series = [one for members in models.values() for one in members]
         bars = {one: read_training_bars(one, as_of) for one in series}
-        models = {name: models_to_explain(name, as_of) for name in groups}
-        return explain(run_id, groups, bars, models, analysis)
+        active = {name: models_to_explain(name, as_of) for name in models}
+        return explain(run_id, models, bars, active, chosen.analysis)

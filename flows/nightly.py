@@ -5,20 +5,18 @@ Training and analysis fan out as one task per model or series; everything that
 writes to the warehouse runs one at a time (DuckDB has one writer).
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import polars as pl
 from prefect import flow
-from pydantic import Field
 
+from attnviz import config
 from attnviz.analysis import AnalysisConfig
-from attnviz.features import FeatureConfig
-from attnviz.model import ModelConfig
+from attnviz.catalogue import Catalogue, Group, load_catalogue
 from attnviz.quality import DEFAULT_MAX_STEP
-from attnviz.series import SAMPLE_SERIES, Series
-from attnviz.train import TrainConfig
+from attnviz.series import Series
 from flows.ingest import DEFAULT_MAX_REJECTED_SHARE, MaxRejectedShare, MaxStep, ingest_series
 from tasks.analyze import analyze_series, render, store, summarise_analysis
 from tasks.runs import recorded_run, scheduled_as_of
@@ -79,77 +77,71 @@ def explain(
     return written
 
 
+def catalogue_models(catalogue: Catalogue) -> dict[str, tuple[list[Series], Group]]:
+    """Model name -> (the series it trains on, its group's settings), over every group."""
+    return {
+        name: (members, group)
+        for group in catalogue.groups.values()
+        for name, members in model_groups(
+            [entry.series for entry in group.series], group.pool
+        ).items()
+    }
+
+
 @flow(name="nightly")
 def nightly(
-    series: list[Series] = SAMPLE_SERIES,
+    catalogue: str | None = None,
     as_of: datetime | None = None,
     max_step: MaxStep = DEFAULT_MAX_STEP,
     max_rejected_share: MaxRejectedShare = DEFAULT_MAX_REJECTED_SHARE,
-    source_options: dict[str, dict[str, Any]] | None = None,
-    pool: bool = False,
-    features: FeatureConfig = FeatureConfig(),  # noqa: B008 (frozen dataclass, safe as default)
-    model: ModelConfig = ModelConfig(),  # noqa: B008
-    training: TrainConfig = TrainConfig(),  # noqa: B008
-    promotion_margin: Annotated[float, Field(ge=0)] = 0.05,
-    analysis: AnalysisConfig = AnalysisConfig(),  # noqa: B008
 ) -> NightlyReport:
-    """Incrementally ingest and validate every series, then retrain and register models.
+    """Bring every catalogue series up to date, retrain and register its models, explain them.
 
-    Parameters
-    ----------
-    series
-        The series to keep; default: the committed sample data.
-    as_of
-        The moment the run stands at; only bars closed by then are used. Default: the
-        start of the UTC day the run was scheduled on, so a retry or a second run that
-        day is the same work and replaces the first one's rows.
-    max_step, max_rejected_share
-        Validation limits, as in :func:`flows.ingest.ingest`.
-    source_options
-        Options per source name, e.g. ``{"files": {"path": "bars/"}}``.
-    pool
-        Train one model per interval on all its series instead of one per series.
-    features, model, training
-        Window, architecture and training settings.
-    promotion_margin
-        A new model replaces the active one unless its validation loss is worse by more than this.
-    analysis
-        Thresholds and batch size of the attention analytics.
+    Args:
+        catalogue: Catalogue file (YAML) naming the series, their sources and each group's
+            training settings. Default: $ATTNVIZ_CATALOGUE or catalogues/sample.yaml.
+        as_of: The moment the run stands at; only bars closed by then are used. Default: the
+            start of the UTC day the run was scheduled on, so a retry or a second run that
+            day is the same work and replaces the first one's rows.
+        max_step: Largest ratio between consecutive closes (or a bar's high and low) allowed.
+        max_rejected_share: The run fails (after loading the good bars) if a series' share of
+            rejected rows is above this.
     """
+    chosen = load_catalogue(catalogue or config.catalogue_path())
     as_of = as_of or scheduled_as_of("1d")
     parameters = {
-        "series": [one.model_dump() for one in series],
+        "catalogue": chosen.model_dump(mode="json"),
         "max_step": max_step,
         "max_rejected_share": max_rejected_share,
-        "source_options": source_options,
-        "pool": pool,
-        "features": asdict(features),
-        "model": asdict(model),
-        "training": asdict(training),
-        "promotion_margin": promotion_margin,
-        "analysis": asdict(analysis),
     }
     with recorded_run("nightly", parameters, as_of) as run_id:
         loads = ingest_series(
             run_id,
-            series,
+            [
+                entry.model_copy(update={"options": chosen.options(entry)})
+                for entry in chosen.entries
+            ],
             as_of=as_of,
             max_step=max_step,
             max_rejected_share=max_rejected_share,
-            source_options=source_options,
         )
-        groups = model_groups(series, pool)
-        bars = {one: read_training_bars(one, as_of) for one in series}
+        models = catalogue_models(chosen)
+        bars = {one: read_training_bars(one, as_of) for one in (e.series for e in chosen.entries)}
         fits = {
-            name: train.submit(name, [bars[one] for one in group], features, model, training)
-            for name, group in groups.items()
+            name: train.submit(
+                name, [bars[one] for one in members], group.features, group.model, group.training
+            )
+            for name, (members, group) in models.items()
         }
         registered = [
-            register_model(run_id, as_of, name, groups[name], fit.result(), promotion_margin)
+            register_model(
+                run_id, as_of, name, models[name][0], fit.result(), models[name][1].promotion_margin
+            )
             for name, fit in fits.items()
         ]
         summarise_models(registered)
 
-        explained = {name: models_to_explain(name) for name in groups}
-        written = explain(run_id, groups, bars, explained, analysis)
+        explained = {name: models_to_explain(name) for name in models}
+        groups = {name: members for name, (members, _) in models.items()}
+        written = explain(run_id, groups, bars, explained, chosen.analysis)
         return NightlyReport(loads=loads, models=registered, analytics=written)

@@ -121,13 +121,17 @@ def local_server(
         )
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", host]
     command += ["--port", str(port)]
+    # `prefect server start --port N` does not tell its UI: the UI would call the API at
+    # the default port (4200), failing, or showing another server's runs if one is there.
+    env = {**(os.environ if env is None else env)}
+    env.setdefault("PREFECT_UI_API_URL", api_url)
     with open(log or os.devnull, "ab") as output:
         # A session of its own, so stopping it stops the web server it starts too.
         server = subprocess.Popen(
             tied(command),
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
+            env=env,
             start_new_session=True,
         )
     try:

@@ -13,7 +13,7 @@ from attnviz.bars import BarDataError
 from attnviz.faults import crash_point
 from attnviz.quality import Validation, validate_received
 from attnviz.series import Series
-from attnviz.sources import BarRequest, Received, SourceError, make_source
+from attnviz.sources import BarRequest, BarSource, Received, SourceError, make_source
 from tasks.writer import open_warehouse
 from warehouse.bars import (
     Repair,
@@ -70,6 +70,31 @@ def _retry_unless_bad_data(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(state.result(raise_on_failure=False), BarDataError | SourceError)
 
 
+def _source(name: str, options: dict[str, Any]) -> BarSource:
+    """The source ``name`` with its options; a ``secret_block`` option names the Prefect Secret
+    block holding its credentials (``{"api_key": ..., "api_secret": ...}``), read here so
+    that they never become a parameter, a log line or an artifact."""
+    options = dict(options)
+    block = options.pop("secret_block", None)
+    if block is not None:
+        from prefect.blocks.system import Secret
+
+        secret = Secret.load(block).get()
+        options["credentials"] = (secret["api_key"], secret["api_secret"])
+    return make_source(name, options)
+
+
+def _log_received(series: Series, request: BarRequest, received: Received) -> None:
+    get_run_logger().info(
+        "%s: received %d rows (%s), %d of them not closed by %s",
+        series.label,
+        received.received,
+        f"bars from {request.start}" if request.start else "no earlier bars stored",
+        received.not_closed,
+        request.as_of,
+    )
+
+
 @task(
     name="fetch-bars",
     task_run_name="fetch {series.label}",
@@ -81,16 +106,30 @@ def _retry_unless_bad_data(task: Any, task_run: Any, state: Any) -> bool:
 def fetch_bars(series: Series, request: BarRequest, options: dict[str, Any]) -> Received:
     """Fetch the closed bars of one series from its source."""
     crash_point("fetch")
-    received = make_source(series.source, options).fetch(request)
-    get_run_logger().info(
-        "%s: received %d rows (%s), %d of them not closed by %s",
-        series.label,
-        received.received,
-        f"bars from {request.start}" if request.start else "no earlier bars stored",
-        received.not_closed,
-        request.as_of,
-    )
+    received = _source(series.source, options).fetch(request)
+    _log_received(series, request, received)
     return received
+
+
+@task(
+    name="fetch-batch",
+    task_run_name="fetch {series[0].source} {series[0].interval} batch",
+    cache_policy=NO_CACHE,
+)
+def fetch_batch(
+    series: list[Series], requests: list[BarRequest], options: dict[str, Any]
+) -> dict[str, Received | Exception]:
+    """Fetch several series of one source and interval in one request (``fetch_many``).
+
+    The source retries on its own; each symbol's outcome is its bars or its own error,
+    so one failed ticker does not fail the others.
+    """
+    crash_point("fetch")
+    results = _source(series[0].source, options).fetch_many(requests)
+    for one, request in zip(series, requests, strict=True):
+        if isinstance(results[one.symbol], Received):
+            _log_received(one, request, results[one.symbol])
+    return results
 
 
 @task(name="list-symbols", task_run_name="list {source} {interval} symbols")
@@ -118,11 +157,17 @@ def validate(series: Series, received: Received, max_step: float) -> Validation:
 
 @task(name="load-bars", task_run_name="load {series.label}", cache_policy=NO_CACHE)
 def load(
-    run_id: str, series: Series, validation: Validation, repair: Repair | None = None
+    run_id: str,
+    series: Series,
+    validation: Validation,
+    repair: Repair | None = None,
+    complete: bool = True,
 ) -> SeriesLoad:
     """Upsert the good bars and quarantine the rejected ones, in one transaction.
 
     With ``repair``, stored bars of that range the batch does not hold are removed.
+    ``complete``: this is the series' last piece of the run (see
+    :func:`warehouse.bars.store_series`); the counts logged are the run's totals so far.
     """
     crash_point("load")
     with open_warehouse() as con:
@@ -135,6 +180,7 @@ def load(
             validation.checks,
             validation.not_closed,
             repair,
+            complete,
         )
     get_run_logger().info(
         "%s: loaded %d (new %d, revised %d, removed %d), rejected %d, not closed %d",

@@ -19,7 +19,9 @@ import polars as pl
 import pytest
 
 from attnviz.bars import RECEIVED_SCHEMA, interval_duration
+from attnviz.series import Series
 from attnviz.sources.base import with_raw
+from catalogues import write_catalogue
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -88,6 +90,18 @@ def quick() -> dict[str, Any]:
 
 
 @pytest.fixture
+def catalogue(tmp_path: Path, quick: dict[str, Any]) -> Callable[..., str]:
+    """Write a catalogue of one group (default: the sample series, quick settings); its path."""
+    written = iter(range(1_000))
+
+    def write(series: list[Series] | None = None, **settings: Any) -> str:
+        path = tmp_path / f"catalogue-{next(written)}.yaml"
+        return write_catalogue(path, series, **{**quick, **settings})
+
+    return write
+
+
+@pytest.fixture
 def bars() -> Callable[..., pl.DataFrame]:
     """Factory of clean received bars (see :func:`make_bars`)."""
     return make_bars
@@ -116,14 +130,19 @@ def random_walk() -> Callable[[int, int], pl.DataFrame]:
     return random_walk_bars
 
 
+# The history of attempts: it grows with every attempt by design, so a rerun adds to it.
+ATTEMPT_HISTORY = ("run_attempts", "run_series_attempts")
+
+
 def warehouse_state(database: Path) -> dict[str, tuple[int, set[tuple]]]:
-    """Per table: its row count and the set of its primary keys (every table has one)."""
+    """Per table (but the attempt history): its row count and the set of its primary keys."""
     import duckdb
 
     with duckdb.connect(str(database), read_only=True) as con:
         keys = con.execute(
             "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
-            "WHERE constraint_type = 'PRIMARY KEY'"
+            "WHERE constraint_type = 'PRIMARY KEY' AND table_name NOT IN ?",
+            [list(ATTEMPT_HISTORY)],
         ).fetchall()
         return {
             table: (

@@ -45,6 +45,18 @@ class SeriesLoad:
         return f"{self.source}/{self.symbol}/{self.interval}"
 
 
+# The counts of run_series and run_series_attempts, in their column order.
+_COUNTS = ("received", "loaded", "rejected", "not_closed", "new_bars", "revised_bars",
+           "removed_bars", "first_ts", "last_ts")  # fmt: skip
+_ADD_COUNTS = ", ".join(
+    [f"{c} = {c} + excluded.{c}" for c in _COUNTS[:-2]]
+    + [
+        "first_ts = least(first_ts, excluded.first_ts)",
+        "last_ts = greatest(last_ts, excluded.last_ts)",
+    ]
+)
+
+
 @dataclass(frozen=True)
 class Repair:
     """A range of bar-open times, ``start <= ts < end``, that a batch replaces as a whole.
@@ -66,8 +78,12 @@ def store_series(
     checks: pl.DataFrame,
     not_closed: int = 0,
     repair: Repair | None = None,
+    complete: bool = True,
 ) -> SeriesLoad:
     """Load one validated batch in one transaction: bars, quarantine, counts and check results.
+
+    The counts and check results of the batch add to those the run already has for the
+    series (a long range loads as several batches); the returned load has the totals.
 
     Parameters
     ----------
@@ -81,6 +97,9 @@ def store_series(
         The parts of an :class:`attnviz.quality.Validation`.
     repair
         When given, stored bars of this range that the batch does not hold are removed.
+    complete
+        Whether this is the series' last batch of the run: a rerun keeps a complete load
+        (:func:`loaded_before`) and reads an incomplete one on from the stored bars.
     """
     source, symbol, interval = series
     with transaction(con):
@@ -88,26 +107,28 @@ def store_series(
         new_bars, revised_bars = _upsert_bars(con, good, run_id)
         _resolve_quarantine(con, series, good, run_id)
         _quarantine(con, rejected, run_id)
-        load = SeriesLoad(
-            source=source,
-            symbol=symbol,
-            interval=interval,
-            received=good.height + rejected.height + not_closed,
-            loaded=good.height,
-            rejected=rejected.height,
-            not_closed=not_closed,
-            new_bars=new_bars,
-            revised_bars=revised_bars,
-            removed_bars=removed_bars,
-            first_ts=good["ts"].min(),
-            last_ts=good["ts"].max(),
-        )
+        batch = [good.height + rejected.height + not_closed, good.height, rejected.height,
+                 not_closed, new_bars, revised_bars, removed_bars, good["ts"].min(),
+                 good["ts"].max()]  # fmt: skip
+        # A long range loads piece by piece: each piece adds to the run's and the attempt's
+        # counts of the series (received, loaded, ... summed; first and last bar widened).
+        [totals] = con.execute(
+            f"""
+            INSERT INTO run_series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO UPDATE SET {_ADD_COUNTS}, complete = excluded.complete
+            RETURNING {", ".join(_COUNTS)}
+            """,
+            [run_id, *series, *batch, complete],
+        ).fetchall()
         con.execute(
-            "INSERT OR REPLACE INTO run_series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, source, symbol, interval, load.received, load.loaded, load.rejected,
-             load.not_closed, load.new_bars, load.revised_bars, load.removed_bars,
-             load.first_ts, load.last_ts],
-        )  # fmt: skip
+            f"""
+            INSERT INTO run_series_attempts
+            SELECT ?, coalesce((SELECT attempts FROM runs WHERE run_id = ?), 1), ?, ?, ?,
+                   ?, ?, ?, ?, ?, ?, ?, ?, ?
+            ON CONFLICT DO UPDATE SET {_ADD_COUNTS}
+            """,
+            [run_id, run_id, *series, *batch],
+        )
         checks_in = checks.select(
             pl.lit(run_id).alias("run_id"),
             pl.lit(source).alias("source"),
@@ -119,10 +140,18 @@ def store_series(
         )
         con.register("checks_in", checks_in)
         try:
-            con.execute("INSERT OR REPLACE INTO validation_results SELECT * FROM checks_in")
+            con.execute(
+                """
+                INSERT INTO validation_results SELECT * FROM checks_in
+                ON CONFLICT DO UPDATE SET
+                    success = validation_results.success AND excluded.success,
+                    unexpected_count = validation_results.unexpected_count
+                                       + excluded.unexpected_count
+                """
+            )
         finally:
             con.unregister("checks_in")
-    return load
+    return SeriesLoad(source, symbol, interval, *totals)
 
 
 def _upsert_bars(
@@ -244,13 +273,14 @@ def _quarantine(con: duckdb.DuckDBPyConnection, rejected: pl.DataFrame, run_id: 
 def loaded_before(
     con: duckdb.DuckDBPyConnection, run_id: str, series: tuple[str, str, str]
 ) -> SeriesLoad | None:
-    """The load an earlier attempt of the run ``run_id`` committed for ``series``, if any."""
+    """The complete load an earlier attempt of run ``run_id`` committed for ``series``, if any."""
     rows = query(
         con,
         """
         SELECT source, symbol, interval, received, loaded, rejected, not_closed, new_bars,
                revised_bars, removed_bars, first_ts, last_ts
-        FROM run_series WHERE run_id = ? AND source = ? AND symbol = ? AND interval = ?
+        FROM run_series
+        WHERE run_id = ? AND source = ? AND symbol = ? AND interval = ? AND complete
         """,
         [run_id, *series],
     )

@@ -75,6 +75,14 @@ def start_run(
             [run_id, flow, json.dumps(parameters, default=str, sort_keys=True), as_of,
              flow_run_id, attempt, os.getpid(), socket.gethostname()],
         )  # fmt: skip
+        con.execute(
+            """
+            INSERT OR REPLACE INTO run_attempts (run_id, attempt, flow_run_id, started_at,
+                                                 status, pid, host)
+            VALUES (?, ?, ?, now(), 'running', ?, ?)
+            """,
+            [run_id, attempt, flow_run_id, os.getpid(), socket.gethostname()],
+        )
     return attempt
 
 
@@ -88,8 +96,17 @@ def mark_crashed(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     Call it only while holding the runs lock exclusively: then no run is in
     progress, and a row still ``running`` belongs to a process that died before it
     could close it. Its end went unseen, so ``ended_at`` stays empty and
-    ``crashed_noticed_at`` says when it was found.
+    ``crashed_noticed_at`` says when it was found. The attempt's row in
+    ``run_attempts`` is marked too.
     """
+    con.execute(
+        """
+        UPDATE run_attempts SET status = 'crashed', message = 'its process ended without closing it'
+        FROM runs
+        WHERE runs.status = 'running' AND run_attempts.run_id = runs.run_id
+          AND run_attempts.attempt = runs.attempts
+        """
+    )
     return [
         dict(zip(("run_id", "pid", "host", "started_at"), row, strict=True))
         for row in con.execute(
@@ -140,24 +157,46 @@ def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
 def finish_run(
     con: duckdb.DuckDBPyConnection, run_id: str, status: str, message: str | None = None
 ) -> None:
-    """Close a run with its status, a message, and its counts summed over its series."""
-    con.execute(
-        """
-        UPDATE runs SET
-            status = $status, message = $message, ended_at = now(),
-            received = totals.received, loaded = totals.loaded, rejected = totals.rejected,
-            not_closed = totals.not_closed
-        FROM (
-            SELECT coalesce(sum(received), 0) AS received,
-                   coalesce(sum(loaded), 0) AS loaded,
-                   coalesce(sum(rejected), 0) AS rejected,
-                   coalesce(sum(not_closed), 0) AS not_closed
-            FROM run_series WHERE run_id = $run_id
-        ) AS totals
-        WHERE runs.run_id = $run_id
-        """,
-        {"status": status, "message": message, "run_id": run_id},
-    )
+    """Close a run, and its attempt, with its status, a message, and its counts summed over
+    its series (the attempt's: over what that attempt itself read)."""
+    with transaction(con):
+        con.execute(
+            """
+            UPDATE run_attempts SET
+                status = $status, message = $message, ended_at = now(),
+                received = totals.received, loaded = totals.loaded, rejected = totals.rejected,
+                not_closed = totals.not_closed
+            FROM (
+                SELECT coalesce(sum(received), 0) AS received,
+                       coalesce(sum(loaded), 0) AS loaded,
+                       coalesce(sum(rejected), 0) AS rejected,
+                       coalesce(sum(not_closed), 0) AS not_closed
+                FROM run_series_attempts
+                WHERE run_id = $run_id
+                  AND attempt = (SELECT attempts FROM runs WHERE run_id = $run_id)
+            ) AS totals
+            WHERE run_attempts.run_id = $run_id
+              AND run_attempts.attempt = (SELECT attempts FROM runs WHERE run_id = $run_id)
+            """,
+            {"status": status, "message": message, "run_id": run_id},
+        )
+        con.execute(
+            """
+            UPDATE runs SET
+                status = $status, message = $message, ended_at = now(),
+                received = totals.received, loaded = totals.loaded, rejected = totals.rejected,
+                not_closed = totals.not_closed
+            FROM (
+                SELECT coalesce(sum(received), 0) AS received,
+                       coalesce(sum(loaded), 0) AS loaded,
+                       coalesce(sum(rejected), 0) AS rejected,
+                       coalesce(sum(not_closed), 0) AS not_closed
+                FROM run_series WHERE run_id = $run_id
+            ) AS totals
+            WHERE runs.run_id = $run_id
+            """,
+            {"status": status, "message": message, "run_id": run_id},
+        )
 
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:

@@ -4,14 +4,21 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from attnviz.bars import BarDataError
-from attnviz.sources.base import BarRequest, BarSource, Received, SourceError
+from attnviz.sources.base import BarRequest, BarSource, Received, SourceError, chunks
+from attnviz.sources.bybit import BybitSource
 from attnviz.sources.files import FileSource
 from attnviz.sources.sample import SampleSource
+from attnviz.sources.yfinance import YFinanceSource
 
-SOURCES: dict[str, type] = {"sample": SampleSource, "files": FileSource}
+SOURCES: dict[str, type] = {
+    "sample": SampleSource,
+    "files": FileSource,
+    "bybit": BybitSource,
+    "yfinance": YFinanceSource,
+}
 
 # The names as a type, so a flow parameter of this type is a drop-down in the Prefect UI.
-SourceName = Literal["sample", "files"]
+SourceName = Literal["sample", "files", "bybit", "yfinance"]
 
 __all__ = [
     "SOURCES",
@@ -20,6 +27,7 @@ __all__ = [
     "Received",
     "SourceError",
     "SourceName",
+    "chunks",
     "make_source",
 ]
 
@@ -36,7 +44,12 @@ def make_source(name: str, options: Mapping[str, Any] | None = None) -> BarSourc
         cls = SOURCES[name]
     except KeyError:
         raise BarDataError(f"unknown source {name!r}; expected one of {sorted(SOURCES)}") from None
+    options = dict(options or {})
     try:
-        return cls(**dict(options or {}))
+        return cls(**options)
     except TypeError as error:
-        raise BarDataError(f"source {name!r}: bad options {dict(options or {})}: {error}") from None
+        # Credentials (filled from a secret by the task layer) never appear in a message.
+        shown = {
+            key: "<hidden>" if key == "credentials" else value for key, value in options.items()
+        }
+        raise BarDataError(f"source {name!r}: bad options {shown}: {error}") from None

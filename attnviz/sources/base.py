@@ -1,13 +1,13 @@
 """The one interface every bar source implements."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 import polars as pl
 
-from attnviz.bars import RECEIVED_SCHEMA, bar_end, check_interval, check_symbol
+from attnviz.bars import RECEIVED_SCHEMA, bar_end, check_interval, check_symbol, shift
 
 
 class SourceError(RuntimeError):
@@ -47,6 +47,26 @@ class BarRequest:
     def __post_init__(self) -> None:
         check_symbol(self.symbol)
         check_interval(self.interval)
+
+
+def chunks(request: BarRequest, bars: int) -> list[BarRequest]:
+    """``request`` cut into consecutive requests of at most ``bars`` bars each, oldest first.
+
+    A long range (a backfill of years of minute bars) is then read, validated and
+    loaded a piece at a time: memory stays bounded, and a run killed half-way keeps
+    the pieces it loaded, so the next run resumes from them. A request without a
+    ``start`` cannot be cut and stays whole.
+    """
+    if request.start is None:
+        return [request]
+    last = min(request.end or request.as_of, request.as_of)
+    pieces, start = [], request.start
+    while True:
+        end = shift(start, bars, request.interval)
+        if end >= last:
+            return [*pieces, replace(request, start=start)]
+        pieces.append(replace(request, start=start, end=end))
+        start = end
 
 
 @dataclass(frozen=True)

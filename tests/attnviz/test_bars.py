@@ -4,8 +4,17 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from attnviz.bars import BarDataError, check_symbol, grid_offset_seconds, interval_duration
-from attnviz.series import SAMPLE_SERIES, Series
+from attnviz.bars import (
+    UTC_TS,
+    BarDataError,
+    bar_end,
+    check_symbol,
+    floor,
+    grid_offset_seconds,
+    interval_duration,
+    shift,
+)
+from attnviz.series import Series
 
 
 def test_interval_duration_knows_common_intervals_and_names_the_bad_one() -> None:
@@ -47,4 +56,29 @@ def test_series_validates_its_fields() -> None:
         Series(symbol="../../x")
     with pytest.raises(ValidationError, match="unknown interval"):
         Series(symbol="AAPL", interval="2d")
-    assert {s.interval for s in SAMPLE_SERIES} == {"1d", "1h"}
+    assert Series(symbol="BTCUSDT", interval="1M").interval == "1M"
+
+
+def test_monthly_bars_step_by_the_calendar() -> None:
+    jan31 = datetime(2024, 1, 31, 12, tzinfo=UTC)
+    assert shift(jan31, 1, "1M") == datetime(2024, 2, 29, 12, tzinfo=UTC)  # a leap February
+    assert shift(jan31, -2, "1M") == datetime(2023, 11, 30, 12, tzinfo=UTC)
+    assert shift(datetime(2023, 12, 1, tzinfo=UTC), 1, "1M") == datetime(2024, 1, 1, tzinfo=UTC)
+    assert shift(datetime(2024, 1, 1, tzinfo=UTC), -1, "1M") == datetime(2023, 12, 1, tzinfo=UTC)
+    assert shift(jan31, 2, "1h") == jan31 + timedelta(hours=2)
+    assert floor(jan31, "1M") == datetime(2024, 1, 1, tzinfo=UTC)
+    assert floor(jan31, "1w") == datetime(2024, 1, 29, tzinfo=UTC)  # a Monday
+    assert floor(jan31, "4h") == datetime(2024, 1, 31, 12, tzinfo=UTC)
+    opens = pl.DataFrame(
+        {"ts": [datetime(2023, 12, 1), datetime(2024, 2, 1), datetime(2024, 2, 2)]},
+        schema={"ts": UTC_TS},
+    )
+    ends = opens.select(
+        bar_end(pl.col("ts"), "1M"), grid_offset_seconds(pl.col("ts"), "1M").alias("off")
+    )
+    assert ends["ts"].to_list() == [
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2024, 3, 1, tzinfo=UTC),
+        datetime(2024, 3, 2, tzinfo=UTC),
+    ]
+    assert ends["off"].to_list() == [0, 0, 86400]  # the 2nd of a month is off the monthly grid

@@ -96,7 +96,7 @@ def test_ingest_command_prints_a_line_per_series(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "sample/MSFT/1d: received 212, loaded 212 (new 212, revised 0), rejected 0" in out
     assert main(["ingest", "--symbols", "NOPE"]) == 1
-    assert "sample source has no series NOPE 1d" in capsys.readouterr().err
+    assert "no series NOPE in the catalogue; it has ['sample/AAPL/1d'" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("filled")
@@ -123,13 +123,16 @@ def test_csv_writes_list_columns_as_json(capsys: pytest.CaptureFixture[str]) -> 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["backfill", "--as-of", "2010-01-01", "--symbols", "NOPE"], "no series NOPE to backfill"),
+        (
+            ["backfill", "--as-of", "2010-01-01", "--symbols", "NOPE"],
+            "no series NOPE in the catalogue",
+        ),
         (
             ["ingest", "--start", "2020-02-01", "--end", "2020-01-01"],
             "--start 2020-02-01 00:00:00+00:00 is not before --end",
         ),
         (["ingest", "--repair"], "--repair replaces what is stored in the range: add --full"),
-        (["ingest", "--ts-format", "%m/%d/%Y"], "are for --source files, not sample"),
+        (["ingest", "--ts-format", "%m/%d/%Y"], "are for --source files, not the catalogue"),
         (["ingest", "--source", "files"], "--source files needs --path"),
     ],
 )

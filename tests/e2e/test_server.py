@@ -221,3 +221,19 @@ def test_the_cron_schedule_creates_and_runs_a_flow_run(served) -> None:
 
 def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
+
+
+def test_the_ui_calls_the_api_of_its_own_port(served) -> None:
+    # The UI reads its API address from /ui-settings; on any port but 4200 it used to say
+    # "Can't connect to Server API" (or show another server's runs).
+    root = served["base"].removesuffix("/api")
+    assert not root.endswith(":4200")
+    assert api(root, "GET", "/ui-settings")["api_url"] == served["base"]
+
+
+def test_the_run_form_describes_every_parameter(served) -> None:
+    # What the UI's run form shows under each field: the deployment's parameter schema.
+    deployment = api(served["base"], "GET", f"/deployments/{served['ids']['ingest-manual']}")
+    properties = deployment["parameter_openapi_schema"]["properties"]
+    assert {"source", "symbols", "catalogue", "interval"} <= properties.keys()
+    assert all(field.get("description") for field in properties.values()), properties

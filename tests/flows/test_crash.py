@@ -64,6 +64,10 @@ def test_a_killed_run_blocks_no_run_is_marked_crashed_and_its_rerun_replaces_its
 
     ingest(symbols=["IBM", "MSFT"], as_of=AS_OF)  # the crashed work again
     assert sql("SELECT status, attempts FROM runs WHERE run_id = ?", [run_id]) == [("succeeded", 2)]
+    # Each attempt keeps its own record: the crashed one, and the rerun with what it loaded.
+    attempts = "SELECT attempt, status, loaded FROM run_attempts WHERE run_id = ? ORDER BY 1"
+    [(loaded,)] = sql("SELECT sum(loaded) FROM run_series WHERE run_id = ?", [run_id])
+    assert sql(attempts, [run_id]) == [(1, "crashed", None), (2, "succeeded", loaded)]
     after_crash = state_of(config.warehouse_path())
     monkeypatch.setenv("ATTNVIZ_DB", str(tmp_path / "clean.duckdb"))
     ingest(symbols=["AAPL"], as_of=AS_OF)

@@ -39,6 +39,8 @@ from processes import alive, descendants
 
 from attnviz.analysis import AnalysisConfig
 from attnviz.faults import STAGES
+from attnviz.series import Series
+from catalogues import write_catalogue
 from flows.server import local_server
 from warehouse.runs import reap_crashed_runs
 
@@ -214,11 +216,10 @@ def driver(tmp_path_factory: pytest.TempPathFactory, quick: dict[str, Any]) -> I
         "DO_NOT_TRACK": "1",
     }
     env.pop("PREFECT_API_URL", None)
+    aapl = Series(source="sample", symbol="AAPL", interval="1d")
     parameters = {
-        "series": [{"source": "sample", "symbol": "AAPL", "interval": "1d"}],
+        "catalogue": write_catalogue(folder / "catalogue.yaml", [aapl], ANALYSIS, **quick),
         "as_of": AS_OF.isoformat(),
-        **{name: asdict(config) for name, config in quick.items()},
-        "analysis": asdict(ANALYSIS),
     }
     with local_server(free_port(), log=folder / "server.log", env=env) as api_url:
         driver = Driver(api_url, folder, parameters)
@@ -247,7 +248,9 @@ def _normalised(value: Any, home: Path, keys: set[str]) -> Any:
 def warehouse_rows(database: Path, home: Path) -> dict[str, list[tuple]]:
     """Every table's rows, sorted, without the columns that differ per attempt.
 
-    Paths under ``home`` read ``<home>``, so two runs in two folders compare equal.
+    The attempt history (``run_attempts``, ``run_series_attempts``) is left out: it
+    records each attempt by design. Paths under ``home`` read ``<home>``, so two runs in
+    two folders compare equal.
     """
     with duckdb.connect(str(database), read_only=True) as con:
         tables = con.execute(
@@ -256,6 +259,7 @@ def warehouse_rows(database: Path, home: Path) -> dict[str, list[tuple]]:
             FROM duckdb_columns() c
             JOIN duckdb_tables() t USING (database_name, schema_name, table_name)
             WHERE c.database_name = current_database()
+              AND c.table_name NOT IN ('run_attempts', 'run_series_attempts')
             GROUP BY ALL
             """
         ).fetchall()
@@ -485,11 +489,16 @@ def test_a_read_only_home_fails_the_run_with_one_error_naming_the_folder(
 
 
 def test_a_loss_that_goes_nan_fails_the_run_naming_the_model_and_registers_nothing(
-    driver: Driver, tmp_path: Path
+    driver: Driver, tmp_path: Path, quick: dict[str, Any]
 ) -> None:
     # A learning rate this large overflows the weights within the first batches.
-    exploding = {**driver.parameters["training"], "lr": 1e6, "grad_clip": 1e30}
-    outcome = driver.run(tmp_path, "nan", training={**exploding, "weight_decay": 0.0})
+    exploding = {"lr": 1e6, "grad_clip": 1e30, "weight_decay": 0.0}
+    aapl = Series(source="sample", symbol="AAPL", interval="1d")
+    training = {**asdict(quick["training"]), **exploding}
+    nan = write_catalogue(
+        tmp_path / "catalogue.yaml", [aapl], ANALYSIS, **quick | {"training": training}
+    )
+    outcome = driver.run(tmp_path, "nan", catalogue=nan)
     assert outcome.returncode == 1, outcome.log
     reason = "TrainingDiverged: sample/AAPL/1d: AttentionTransformer training diverged: "
     assert reason in flow_failure(outcome.log)

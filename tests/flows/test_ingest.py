@@ -1,4 +1,5 @@
 import json
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -7,6 +8,8 @@ from typing import Any
 import pytest
 from prefect.exceptions import ParameterTypeError
 
+import tasks.ingest
+from attnviz.catalogue import CatalogueError
 from flows.ingest import IngestError, ingest
 from warehouse.db import connect
 
@@ -92,10 +95,65 @@ def test_a_corrected_bar_in_the_source_replaces_the_stored_one(tmp_path: Path) -
 
 def test_unknown_symbol_fails_clearly_without_stopping_the_others() -> None:
     with pytest.raises(IngestError, match="1 of 2 series failed: sample/TSLA/1d: BarDataError"):
-        ingest(symbols=["IBM", "TSLA"], as_of=datetime(2001, 1, 1, tzinfo=UTC))
+        ingest(source="sample", symbols=["IBM", "TSLA"], as_of=datetime(2001, 1, 1, tzinfo=UTC))
     assert sql("SELECT DISTINCT symbol FROM bars") == [("IBM",)]
     [(status, message)] = sql("SELECT status, message FROM runs")
     assert status == "failed" and "no series TSLA 1d" in message
+
+
+def test_without_a_source_the_catalogue_says_what_to_ingest(catalogue: Callable[..., str]) -> None:
+    cat = catalogue()
+    loads = ingest(catalogue=cat, interval="1d", as_of=datetime(2001, 1, 1, tzinfo=UTC))
+    assert [load.label for load in loads] == [
+        "sample/AAPL/1d",
+        "sample/GOOG/1d",
+        "sample/IBM/1d",
+        "sample/MSFT/1d",
+    ]
+    with pytest.raises(CatalogueError, match=r"no series TSLA in the catalogue; it has \['sample"):
+        ingest(catalogue=cat, symbols=["TSLA"])
+    assert sql("SELECT count(*) FROM runs") == [(1,)]  # refused before any run started
+
+
+def test_a_long_range_loads_in_pieces_and_a_failed_run_resumes_without_gap_or_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    days = [f"2024-01-{day:02d},10,11,9,10.5,100\n" for day in range(1, 31)]
+    (tmp_path / "MSFT.csv").write_text(HEADER + "".join(days))
+    work = {
+        "source": "files",
+        "symbols": ["MSFT"],
+        "source_options": {"path": str(tmp_path)},
+        "start": datetime(2024, 1, 1, tzinfo=UTC),
+        "as_of": datetime(2024, 2, 1, tzinfo=UTC),
+        "chunk_bars": 7,  # 30 days: pieces of 7, 7, 7, 7 and 2 bars
+    }
+    real = tasks.ingest.store_series
+    pieces = iter(range(100))
+
+    def fails_on_the_third_piece(*args: Any, **kwargs: Any) -> Any:
+        if next(pieces) == 2:
+            raise OSError("disk gone")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.ingest, "store_series", fails_on_the_third_piece)
+    with pytest.raises(IngestError, match="OSError: disk gone"):
+        ingest(**work)
+    assert sql("SELECT loaded, new_bars, complete FROM run_series") == [(14, 14, False)]
+
+    monkeypatch.setattr(tasks.ingest, "store_series", real)
+    [load] = ingest(**work)  # the same work: resumes from the 14 stored bars (less the overlap)
+    assert sql("SELECT count(*), count(DISTINCT ts), min(ts)::DATE, max(ts)::DATE FROM bars") == [
+        (30, 30, datetime(2024, 1, 1).date(), datetime(2024, 1, 30).date())
+    ]
+    # The work's counts add both attempts': every bar new once, the overlap read twice.
+    assert (load.new_bars, load.loaded, load.received) == (30, 14 + 19, 14 + 19)
+    assert sql("SELECT complete FROM run_series") == [(True,)]
+    assert sql("SELECT attempt, status, received, loaded FROM run_attempts ORDER BY 1") == [
+        (1, "failed", 14, 14),
+        (2, "succeeded", 19, 19),
+    ]
+    assert sql("SELECT unexpected_count FROM validation_results WHERE NOT success") == []
 
 
 @pytest.mark.parametrize("symbol", ["../../x", "A'; DROP TABLE bars;--"])

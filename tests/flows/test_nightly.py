@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +12,9 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 
-from attnviz.series import SAMPLE_SERIES
 from attnviz.sources import BarRequest
 from attnviz.sources.sample import SampleSource
+from catalogues import sample_series
 from flows.nightly import nightly
 from warehouse.db import connect
 
@@ -32,17 +33,17 @@ def table_counts() -> dict[str, int]:
 
 
 def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars(
-    quick: dict[str, Any],
+    catalogue: Callable[..., str],
 ) -> None:
     now = datetime.now(UTC)
     expected = {
         (s.symbol, s.interval): SampleSource()
         .fetch(BarRequest(s.symbol, s.interval, as_of=now))
         .bars.height
-        for s in SAMPLE_SERIES
+        for s in sample_series()
     }
 
-    first = nightly(as_of=datetime(2030, 1, 1, tzinfo=UTC), **quick).loads
+    first = nightly(catalogue=catalogue(), as_of=datetime(2030, 1, 1, tzinfo=UTC)).loads
     with closing(connect(read_only=True)) as con:
         stored = dict(
             ((symbol, interval), n)
@@ -54,11 +55,11 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars(
     assert stored == expected
     assert run == ("succeeded", sum(expected.values()), sum(expected.values()), 0)
     assert [load.new_bars for load in first] == [
-        expected[(s.symbol, s.interval)] for s in SAMPLE_SERIES
+        expected[(s.symbol, s.interval)] for s in sample_series()
     ]
     after_first = table_counts()
 
-    second = nightly(as_of=datetime(2030, 1, 2, tzinfo=UTC), **quick).loads
+    second = nightly(catalogue=catalogue(), as_of=datetime(2030, 1, 2, tzinfo=UTC)).loads
     assert table_counts()["bars"] == after_first["bars"]
     assert all(load.new_bars == 0 and load.revised_bars == 0 for load in second)
     # Incremental: the second run re-read only the overlap, not the history.
@@ -69,15 +70,15 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars(
 
 
 def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason(
-    quick: dict[str, Any],
+    catalogue: Callable[..., str],
 ) -> None:
-    first = nightly(series=SAMPLE_SERIES[:2], as_of=DAY, **quick)
+    first = nightly(catalogue=catalogue(sample_series()[:2]), as_of=DAY)
     assert [(version, row.status) for version, row in first.models] == [
         (1, "active"),
         (1, "active"),
     ]
     assert all(Path(row.checkpoint).exists() for _, row in first.models)
-    second = nightly(series=SAMPLE_SERIES[:2], as_of=DAY + timedelta(days=1), **quick)
+    second = nightly(catalogue=catalogue(sample_series()[:2]), as_of=DAY + timedelta(days=1))
     with closing(connect(read_only=True)) as con:
         rows = con.execute(
             "SELECT name, version, status, status_reason, previous_val_loss "
@@ -95,8 +96,10 @@ def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason(
         assert v2[3]
 
 
-def test_nightly_explains_every_timestep_of_the_evaluation_period(quick: dict[str, Any]) -> None:
-    report = nightly(series=SAMPLE_SERIES[:1], **quick)
+def test_nightly_explains_every_timestep_of_the_evaluation_period(
+    catalogue: Callable[..., str], quick: dict[str, Any]
+) -> None:
+    report = nightly(catalogue=catalogue(sample_series()[:1]))
     [(version, model)] = report.models
     with closing(connect(read_only=True)) as con:
         [(test_start,)] = con.execute("SELECT test_start FROM models").fetchall()
@@ -145,8 +148,8 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period(quick: dict[st
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and width > 100 and height > 100
 
 
-def test_nightly_publishes_a_markdown_summary(quick: dict[str, Any]) -> None:
-    state = nightly(series=SAMPLE_SERIES[:1], return_state=True, **quick)
+def test_nightly_publishes_a_markdown_summary(catalogue: Callable[..., str]) -> None:
+    state = nightly(catalogue=catalogue(sample_series()[:1]), return_state=True)
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(

@@ -4,19 +4,19 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from attnviz import config
-from attnviz.series import SAMPLE_SERIES
+from catalogues import sample_series
 from flows.nightly import nightly
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
-SERIES = [SAMPLE_SERIES[0], SAMPLE_SERIES[-1]]  # a daily and an hourly series
+SERIES = [sample_series()[0], sample_series()[-1]]  # a daily and an hourly series
 
 
 # What a BI tool or notebook does: open the snapshot read-only, query, close; every 100 ms.
@@ -47,15 +47,15 @@ READER = textwrap.dedent(
 
 
 def test_a_reader_polling_during_a_nightly_sees_whole_runs_and_no_errors(
-    tmp_path: Path, quick: dict[str, Any]
+    tmp_path: Path, catalogue: Callable[..., str]
 ) -> None:
-    nightly(series=SERIES, as_of=datetime(2030, 1, 1, tzinfo=UTC), **quick)
+    nightly(catalogue=catalogue(SERIES), as_of=datetime(2030, 1, 1, tzinfo=UTC))
     stop, out = tmp_path / "stop", tmp_path / "reads.jsonl"
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(config.snapshot_path()), str(stop), str(out)]
     )
     try:
-        nightly(series=SERIES, as_of=datetime(2030, 1, 2, tzinfo=UTC), **quick)
+        nightly(catalogue=catalogue(SERIES), as_of=datetime(2030, 1, 2, tzinfo=UTC))
     finally:
         stop.touch()
         reader.wait(30)

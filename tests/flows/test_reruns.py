@@ -1,5 +1,6 @@
 """Reruns of the same logical work replace its rows; retries reuse finished steps; backfills."""
 
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
@@ -44,12 +45,12 @@ def test_an_identical_ingest_rerun_leaves_the_warehouse_as_one_run_did(state_of)
 
 
 def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(
-    state_of, quick: dict[str, Any]
+    state_of, catalogue: Callable[..., str]
 ) -> None:
     as_of = datetime(2012, 1, 2, tzinfo=UTC)
-    nightly(series=IBM, as_of=as_of, **quick)
+    nightly(catalogue=catalogue(IBM), as_of=as_of)
     once = state_of(config.warehouse_path())
-    again = nightly(series=IBM, as_of=as_of, return_state=True, **quick)
+    again = nightly(catalogue=catalogue(IBM), as_of=as_of, return_state=True)
     assert state_of(config.warehouse_path()) == once
     assert sql("SELECT version, status FROM models") == [(1, "active")]
     states = task_states(again.state_details.flow_run_id)
@@ -57,7 +58,7 @@ def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(
 
 
 def test_a_retry_after_a_failure_resumes_without_training_again(
-    state_of, monkeypatch: pytest.MonkeyPatch, quick: dict[str, Any]
+    state_of, monkeypatch: pytest.MonkeyPatch, catalogue: Callable[..., str]
 ) -> None:
     as_of = datetime(2012, 2, 1, tzinfo=UTC)
 
@@ -67,12 +68,12 @@ def test_a_retry_after_a_failure_resumes_without_training_again(
     with monkeypatch.context() as patched:
         patched.setattr("tasks.analyze.store_analysis", broken)
         with pytest.raises(OSError, match="disk full"):
-            nightly(series=IBM, as_of=as_of, **quick)
+            nightly(catalogue=catalogue(IBM), as_of=as_of)
     assert sql("SELECT status, message, attempts FROM runs") == [
         ("failed", "OSError: disk full", 1)
     ]
 
-    retry = nightly(series=IBM, as_of=as_of, return_state=True, **quick)
+    retry = nightly(catalogue=catalogue(IBM), as_of=as_of, return_state=True)
     states = task_states(retry.state_details.flow_run_id)
     assert states["train"] == "Cached" and states["analyze"] == "Cached"
     assert sql("SELECT status, attempts FROM runs") == [("succeeded", 2)]
@@ -81,20 +82,20 @@ def test_a_retry_after_a_failure_resumes_without_training_again(
 
 
 def test_a_backfill_rebuilds_a_past_day_with_the_model_active_then(
-    state_of, quick: dict[str, Any]
+    state_of, catalogue: Callable[..., str]
 ) -> None:
     first, second = datetime(2012, 6, 1, tzinfo=UTC), datetime(2013, 1, 1, tzinfo=UTC)
-    nightly(series=IBM, as_of=first, **quick)
-    nightly(series=IBM, as_of=second, promotion_margin=1e9, **quick)  # v2 replaces v1
+    nightly(catalogue=catalogue(IBM), as_of=first)
+    nightly(catalogue=catalogue(IBM, promotion_margin=1e9), as_of=second)  # v2 replaces v1
     assert sql("SELECT version, status FROM models ORDER BY version") == [
         (1, "retired"),
         (2, "active"),
     ]
 
     past = datetime(2012, 9, 1, tzinfo=UTC)
-    backfill(as_of=past, series=IBM)
+    backfill(as_of=past, catalogue=catalogue(IBM))
     once = state_of(config.warehouse_path())
-    backfill(as_of=past, series=IBM)
+    backfill(as_of=past, catalogue=catalogue(IBM))
     assert state_of(config.warehouse_path()) == once
 
     [(versions, last_ts)] = sql(
@@ -108,4 +109,4 @@ def test_a_backfill_rebuilds_a_past_day_with_the_model_active_then(
     assert latest_run_flow == "nightly"  # the backfill of a past day does not hide newer runs
 
     with pytest.raises(WarehouseError, match="would rewrite the registry's history"):
-        nightly(series=IBM, as_of=first, **quick)
+        nightly(catalogue=catalogue(IBM), as_of=first)

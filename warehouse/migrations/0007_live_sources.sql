@@ -55,3 +55,29 @@ INSERT INTO run_series_attempts
 SELECT s.run_id, coalesce(r.attempts, 1), s.source, s.symbol, s.interval, s.received, s.loaded,
        s.rejected, s.not_closed, s.new_bars, s.revised_bars, s.removed_bars, s.first_ts, s.last_ts
 FROM run_series s JOIN runs r USING (run_id);
+
+-- A long range loads piece by piece. complete: whether the series' last piece of the run
+-- loaded; a rerun keeps complete loads and reads on from the stored bars otherwise.
+-- run_series is rebuilt rather than altered: DuckDB 1.4 cannot replay from its WAL an
+-- ALTER TABLE of a table with a CHECK constraint, so a crash right after would be fatal.
+CREATE TABLE run_series_v7 (
+    run_id       VARCHAR NOT NULL,
+    source       VARCHAR NOT NULL,
+    symbol       VARCHAR NOT NULL,
+    interval     VARCHAR NOT NULL,
+    received     BIGINT  NOT NULL,  -- rows the source read for the request
+    loaded       BIGINT  NOT NULL,
+    rejected     BIGINT  NOT NULL,
+    not_closed   BIGINT  NOT NULL,  -- rows of bars not closed by the as-of
+    new_bars     BIGINT  NOT NULL,  -- loaded bars whose key was not in bars before
+    revised_bars BIGINT  NOT NULL,  -- loaded bars that replaced a stored bar with other values
+    removed_bars BIGINT  NOT NULL,  -- stored bars a repair removed (the source no longer has them)
+    first_ts     TIMESTAMPTZ,
+    last_ts      TIMESTAMPTZ,
+    complete     BOOLEAN NOT NULL,  -- the series' last piece of the run is loaded
+    PRIMARY KEY (run_id, source, symbol, interval),
+    CHECK (received = loaded + rejected + not_closed)
+);
+INSERT INTO run_series_v7 SELECT *, true FROM run_series;
+DROP TABLE run_series;
+ALTER TABLE run_series_v7 RENAME TO run_series;
