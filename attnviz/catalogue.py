@@ -23,7 +23,6 @@ interval '1hr'``), before any work starts.
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from attnviz.analysis import AnalysisConfig
 from attnviz.features import FeatureConfig
 from attnviz.model import ModelConfig
-from attnviz.series import Interval, Series, Symbol
+from attnviz.series import Interval, Moment, Series, Symbol
 from attnviz.train import TrainConfig
 
 # Names a user may give a group: short, and safe in logs and task names.
@@ -61,7 +60,7 @@ class Entry(_Strict):
         e.g. ``{"path": "bars/"}`` for files or ``{"category": "spot"}`` for Bybit.
     start
         Where a series with nothing stored starts (default: ``lookback_bars`` back
-        from the as-of, or all the source has).
+        from the as-of, or all the source has); a date or a time without a zone is UTC.
     lookback_bars
         Without ``start``: how many bars back from the as-of a new series starts.
     """
@@ -70,7 +69,7 @@ class Entry(_Strict):
     symbol: Symbol
     interval: Interval = "1d"
     options: dict[str, Any] = Field(default_factory=dict)
-    start: datetime | None = None
+    start: Moment | None = None
     lookback_bars: Annotated[int, Field(ge=1)] | None = None
 
     @property
@@ -162,7 +161,8 @@ class Catalogue(_Strict):
         symbols: Sequence[str] | None = None,
         intervals: Sequence[str] | None = None,
     ) -> list[Entry]:
-        """The entries matching every filter given (``None``: no filter).
+        """The entries matching every filter given (``None``: no filter), ready to fetch:
+        each with its source's shared options under its own (:meth:`options`).
 
         Raises
         ------
@@ -170,7 +170,7 @@ class Catalogue(_Strict):
             If a symbol asked for matches no entry.
         """
         chosen = [
-            entry
+            entry.model_copy(update={"options": self.options(entry)})
             for entry in self.entries
             if (sources is None or entry.source in sources)
             and (intervals is None or entry.interval in intervals)

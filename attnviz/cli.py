@@ -10,8 +10,6 @@ the full log stays in the Prefect UI, and ``ATTNVIZ_DEBUG=1`` shows tracebacks.
 """
 
 import argparse
-import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,13 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from attnviz.console import print_frame, print_loads, quiet_failures
+
 # The source names, for --source (kept in step with attnviz.sources.SOURCES by a test);
 # importing the sources here would load polars for --help.
 SOURCE_NAMES = ("sample", "files", "bybit", "yfinance")
 
 if TYPE_CHECKING:
     import duckdb
-    import polars as pl
 
 
 def _timestamp(text: str) -> datetime:
@@ -35,37 +34,6 @@ def _timestamp(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _print_loads(loads: list) -> None:
-    for x in loads:
-        removed = f", removed {x.removed_bars}" if x.removed_bars else ""
-        print(
-            f"{x.label}: received {x.received}, loaded {x.loaded} "
-            f"(new {x.new_bars}, revised {x.revised_bars}{removed}), rejected {x.rejected}, "
-            f"not closed yet {x.not_closed}; bars {x.first_ts or '-'} .. {x.last_ts or '-'}"
-        )
-
-
-def _quiet_failures_on_console() -> None:
-    """Keep Prefect's errors and tracebacks off the console: :func:`main` prints one line.
-
-    Prefect logs a failing task or flow at ERROR, with its traceback, and then the
-    same reason again in the flow's final state line; the console keeps the progress
-    lines, the Prefect API and UI keep everything. Call it after importing a flow
-    module: importing Prefect's flows (re)configures logging.
-    """
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    def progress_only(record: logging.LogRecord) -> bool:
-        failed = record.getMessage().startswith("Finished in state Failed")
-        return record.levelno < logging.ERROR and not failed
-
-    if os.environ.get("ATTNVIZ_DEBUG"):
-        return
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler):
-            handler.addFilter(progress_only)
 
 
 def _start_api() -> None:
@@ -82,10 +50,10 @@ def _run(args: argparse.Namespace) -> int:
     _start_api()
     from flows.nightly import nightly
 
-    _quiet_failures_on_console()
+    quiet_failures()
 
     report = nightly(catalogue=args.catalogue, as_of=args.as_of)
-    _print_loads(report.loads)
+    print_loads(report.loads)
     for version, row in report.models:
         accuracy = row.metrics["transformer"]["direction_accuracy"]
         print(f"{row.name} v{version}: {row.status}, test accuracy {accuracy:.3f}")
@@ -119,7 +87,7 @@ def _ingest(args: argparse.Namespace) -> int:
     _start_api()
     from flows.ingest import ingest
 
-    _quiet_failures_on_console()
+    quiet_failures()
 
     loads = ingest(
         catalogue=args.catalogue,
@@ -134,7 +102,7 @@ def _ingest(args: argparse.Namespace) -> int:
         source_options=options or None,
         repair=args.repair,
     )
-    _print_loads(loads)
+    print_loads(loads)
     return 0
 
 
@@ -147,7 +115,7 @@ def _backfill(args: argparse.Namespace) -> int:
     _start_api()
     from flows.backfill import backfill
 
-    _quiet_failures_on_console()
+    quiet_failures()
 
     written_by = backfill(as_of=args.as_of, catalogue=args.catalogue, symbols=args.symbols)
     for label, written in written_by.items():
@@ -197,7 +165,7 @@ def _sql(args: argparse.Namespace) -> int:
     from warehouse.db import query
 
     with closing(_reader(args)) as con:
-        _print_frame(query(con, args.query), args.format, args.max_rows)
+        print_frame(query(con, args.query), args.format, args.max_rows)
     return 0
 
 
@@ -207,34 +175,8 @@ def _models(args: argparse.Namespace) -> int:
     from warehouse.models import list_models
 
     with closing(_reader(args)) as con:
-        _print_frame(list_models(con), args.format, args.max_rows)
+        print_frame(list_models(con), args.format, args.max_rows)
     return 0
-
-
-def _print_frame(result: "pl.DataFrame", format: str, max_rows: int) -> None:
-    """Print a query result as a table, CSV or JSON."""
-    import polars as pl
-
-    if format == "csv":
-        # CSV has no lists or structs (check names, top lags, JSON): write those as JSON text.
-        nested = [name for name, dtype in result.schema.items() if dtype.is_nested()]
-        flat = result.with_columns(
-            pl.Series(name, [json.dumps(v, default=str) for v in result[name].to_list()])
-            for name in nested
-        )
-        print(flat.write_csv(), end="")
-    elif format == "json":
-        print(result.write_json())
-    else:
-        with pl.Config(
-            tbl_rows=max_rows,
-            tbl_cols=-1,
-            tbl_width_chars=200,
-            fmt_str_lengths=60,
-            tbl_hide_dataframe_shape=True,
-        ):
-            print(result)
-        print(f"({result.height} row{'s' * (result.height != 1)})")
 
 
 class UsageError(ValueError):

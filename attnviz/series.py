@@ -1,5 +1,6 @@
 """A series names one stream of bars; the nightly job works through a list of them."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -10,6 +11,15 @@ from attnviz.bars import check_interval, check_symbol
 # mistyped symbol or interval fails before any work starts, with the reason in the log.
 Symbol = Annotated[str, AfterValidator(check_symbol)]
 Interval = Annotated[str, AfterValidator(check_interval)]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# A moment in time; one without a zone (a YAML date, a form field) is UTC, as on the CLI.
+# Naive and aware datetimes cannot be compared: every moment a flow takes is made aware.
+Moment = Annotated[datetime, AfterValidator(_aware)]
 
 
 class Series(BaseModel):

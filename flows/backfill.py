@@ -6,13 +6,11 @@ logical time, and analyses, renders and stores as the nightly run does. Running 
 again for the same moment and series replaces its rows.
 """
 
-from datetime import datetime
-
 from prefect import flow
 
 from attnviz import config
 from attnviz.catalogue import load_catalogue
-from attnviz.series import Symbol
+from attnviz.series import Moment, Symbol
 from flows.nightly import catalogue_models, explain
 from tasks.runs import recorded_run
 from tasks.train import models_to_explain, read_training_bars
@@ -20,7 +18,7 @@ from tasks.train import models_to_explain, read_training_bars
 
 @flow(name="backfill", flow_run_name="backfill {as_of}")
 def backfill(
-    as_of: datetime,
+    as_of: Moment,
     catalogue: str | None = None,
     symbols: list[Symbol] | None = None,
 ) -> dict[str, dict[str, int]]:
@@ -37,14 +35,12 @@ def backfill(
         Rows written per series label and table.
     """
     chosen = load_catalogue(catalogue or config.catalogue_path())
+    chosen.select(symbols=symbols)  # a symbol it lacks is refused, named, before any run
     models = {
         name: members
         for name, (members, _) in catalogue_models(chosen).items()
         if not symbols or any(one.symbol in symbols for one in members)
     }
-    if symbols and not models:
-        held = sorted({entry.symbol for entry in chosen.entries})
-        raise ValueError(f"no series {', '.join(symbols)} in the catalogue; it has {held}")
     parameters = {"catalogue": chosen.model_dump(mode="json"), "symbols": symbols}
     with recorded_run("backfill", parameters, as_of) as run_id:
         series = [one for members in models.values() for one in members]

@@ -22,7 +22,7 @@ from attnviz import config
 from attnviz.bars import interval_duration, shift
 from attnviz.catalogue import Entry, batches, load_catalogue
 from attnviz.quality import DEFAULT_MAX_STEP
-from attnviz.series import Interval, Series, Symbol
+from attnviz.series import Interval, Moment, Series, Symbol
 from attnviz.sources import BarRequest, Received, SourceName, chunks
 from tasks.ingest import (
     earlier_load,
@@ -173,9 +173,9 @@ def ingest(
     source: SourceName | None = None,
     symbols: list[Symbol] | None = None,
     interval: Interval | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    as_of: datetime | None = None,
+    start: Moment | None = None,
+    end: Moment | None = None,
+    as_of: Moment | None = None,
     incremental: bool = True,
     overlap_bars: Annotated[int, Field(ge=0)] = DEFAULT_OVERLAP_BARS,
     lookback_bars: Annotated[int, Field(ge=1)] | None = None,
@@ -215,12 +215,7 @@ def ingest(
         raise ValueError(f"start {start} is not before end {end}: no bar could be taken")
     chosen = load_catalogue(catalogue or config.catalogue_path())
     if source is None:
-        entries = [
-            entry.model_copy(update={"options": chosen.options(entry)})
-            for entry in chosen.select(
-                symbols=symbols, intervals=None if interval is None else [interval]
-            )
-        ]
+        entries = chosen.select(symbols=symbols, intervals=None if interval is None else [interval])
     else:
         interval = interval or "1d"
         shared = {**chosen.sources.get(source, {}), **(source_options or {})}

@@ -6,7 +6,6 @@ writes to the warehouse runs one at a time (DuckDB has one writer).
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -16,7 +15,7 @@ from attnviz import config
 from attnviz.analysis import AnalysisConfig
 from attnviz.catalogue import Catalogue, Group, load_catalogue
 from attnviz.quality import DEFAULT_MAX_STEP
-from attnviz.series import Series
+from attnviz.series import Moment, Series
 from flows.ingest import DEFAULT_MAX_REJECTED_SHARE, MaxRejectedShare, MaxStep, ingest_series
 from tasks.analyze import analyze_series, render, store, summarise_analysis
 from tasks.runs import recorded_run, scheduled_as_of
@@ -91,7 +90,7 @@ def catalogue_models(catalogue: Catalogue) -> dict[str, tuple[list[Series], Grou
 @flow(name="nightly")
 def nightly(
     catalogue: str | None = None,
-    as_of: datetime | None = None,
+    as_of: Moment | None = None,
     max_step: MaxStep = DEFAULT_MAX_STEP,
     max_rejected_share: MaxRejectedShare = DEFAULT_MAX_REJECTED_SHARE,
 ) -> NightlyReport:
@@ -117,10 +116,7 @@ def nightly(
     with recorded_run("nightly", parameters, as_of) as run_id:
         loads = ingest_series(
             run_id,
-            [
-                entry.model_copy(update={"options": chosen.options(entry)})
-                for entry in chosen.entries
-            ],
+            chosen.select(),
             as_of=as_of,
             max_step=max_step,
             max_rejected_share=max_rejected_share,

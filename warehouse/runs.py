@@ -157,46 +157,32 @@ def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
 def finish_run(
     con: duckdb.DuckDBPyConnection, run_id: str, status: str, message: str | None = None
 ) -> None:
-    """Close a run, and its attempt, with its status, a message, and its counts summed over
-    its series (the attempt's: over what that attempt itself read)."""
+    """Close a run and its latest attempt with a status, a message and their counts: the run's
+    summed over its series (``run_series``), the attempt's over what it alone read."""
+    attempt = "attempt = (SELECT attempts FROM runs WHERE run_id = $run_id)"
     with transaction(con):
-        con.execute(
-            """
-            UPDATE run_attempts SET
-                status = $status, message = $message, ended_at = now(),
-                received = totals.received, loaded = totals.loaded, rejected = totals.rejected,
-                not_closed = totals.not_closed
-            FROM (
-                SELECT coalesce(sum(received), 0) AS received,
-                       coalesce(sum(loaded), 0) AS loaded,
-                       coalesce(sum(rejected), 0) AS rejected,
-                       coalesce(sum(not_closed), 0) AS not_closed
-                FROM run_series_attempts
-                WHERE run_id = $run_id
-                  AND attempt = (SELECT attempts FROM runs WHERE run_id = $run_id)
-            ) AS totals
-            WHERE run_attempts.run_id = $run_id
-              AND run_attempts.attempt = (SELECT attempts FROM runs WHERE run_id = $run_id)
-            """,
-            {"status": status, "message": message, "run_id": run_id},
-        )
-        con.execute(
-            """
-            UPDATE runs SET
-                status = $status, message = $message, ended_at = now(),
-                received = totals.received, loaded = totals.loaded, rejected = totals.rejected,
-                not_closed = totals.not_closed
-            FROM (
-                SELECT coalesce(sum(received), 0) AS received,
-                       coalesce(sum(loaded), 0) AS loaded,
-                       coalesce(sum(rejected), 0) AS rejected,
-                       coalesce(sum(not_closed), 0) AS not_closed
-                FROM run_series WHERE run_id = $run_id
-            ) AS totals
-            WHERE runs.run_id = $run_id
-            """,
-            {"status": status, "message": message, "run_id": run_id},
-        )
+        for table, counted, where in [
+            ("run_attempts", f"run_series_attempts WHERE run_id = $run_id AND {attempt}",
+             f"run_id = $run_id AND {attempt}"),
+            ("runs", "run_series WHERE run_id = $run_id", "run_id = $run_id"),
+        ]:  # fmt: skip
+            con.execute(
+                f"""
+                UPDATE {table} SET
+                    status = $status, message = $message, ended_at = now(),
+                    received = totals.received, loaded = totals.loaded,
+                    rejected = totals.rejected, not_closed = totals.not_closed
+                FROM (
+                    SELECT coalesce(sum(received), 0) AS received,
+                           coalesce(sum(loaded), 0) AS loaded,
+                           coalesce(sum(rejected), 0) AS rejected,
+                           coalesce(sum(not_closed), 0) AS not_closed
+                    FROM {counted}
+                ) AS totals
+                WHERE {where}
+                """,
+                {"status": status, "message": message, "run_id": run_id},
+            )
 
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:

@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,17 @@ def test_the_live_example_names_bybit_perpetuals_hourly_and_stocks_daily() -> No
     assert [len(group) for group in batches(catalogue.entries)] == [1, 1, len(stocks)]
 
 
+def test_a_start_without_a_zone_is_utc() -> None:
+    # live.yaml writes `start: 2024-01-01`: a date, read as midnight UTC, comparable with
+    # the aware times of the warehouse (a naive one would fail the first incremental run).
+    assert load_catalogue(LIVE).entries[0].start == datetime(2024, 1, 1, tzinfo=UTC)
+
+
 def test_an_entry_s_options_win_over_its_source_s() -> None:
     catalogue = load_catalogue(LIVE)
     entry = catalogue.entries[0].model_copy(update={"options": {"category": "spot"}})
     assert catalogue.options(entry) == {"category": "spot"}
+    assert catalogue.select(symbols=["ETHUSDT"])[0].options == {"category": "linear"}
 
 
 @pytest.mark.parametrize(

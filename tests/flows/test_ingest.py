@@ -38,6 +38,15 @@ def test_incremental_replay_reads_only_new_bars_plus_overlap() -> None:
     assert later[0].received == in_2005 + 3  # the overlap re-reads the last three stored bars
 
 
+def test_a_moment_without_a_zone_is_utc_and_the_same_work() -> None:
+    ingest(symbols=["IBM"], as_of=datetime(2005, 1, 1))  # as a form field or a YAML date gives it
+    ingest(symbols=["IBM"], as_of=datetime(2005, 1, 1, tzinfo=UTC), start=datetime(2004, 12, 1))
+    assert (
+        sql("SELECT as_of, status FROM runs ORDER BY started_at")
+        == [(datetime(2005, 1, 1, tzinfo=UTC), "succeeded")] * 2
+    )
+
+
 def test_bad_rows_are_quarantined_with_reasons_and_good_rows_load(tmp_path: Path) -> None:
     bad = [
         "2024-01-12,10,11,9,,100\n",  # missing close

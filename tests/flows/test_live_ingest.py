@@ -5,9 +5,10 @@ catalogue points the Bybit source at it. Two symbols are ingested, then again
 incrementally: the watermark is respected, nothing is stored twice, counts reconcile.
 """
 
+import re
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,11 @@ def bybit() -> Iterator[BybitServer]:
         yield server
 
 
-def catalogue(tmp_path: Path, server: BybitServer) -> str:
+def catalogue(tmp_path: Path, server: BybitServer, **start: Any) -> str:
+    """Both perpetuals, starting ``start`` (default: 500 bars back from the as-of)."""
     path = tmp_path / "live.yaml"
     series = [
-        {"source": "bybit", "symbol": symbol, "interval": "1h", "lookback_bars": 500}
+        {"source": "bybit", "symbol": symbol, "interval": "1h", **(start or {"lookback_bars": 500})}
         for symbol in ("BTCUSDT", "ETHUSDT")
     ]
     document: dict[str, Any] = {
@@ -91,6 +93,15 @@ def test_two_symbols_then_incrementally_watermark_respected_and_counts_reconcile
     for ts, open_, close, turnover in stored:  # typed as Bybit sent them, to the last digit
         row = candles[ms(ts)]
         assert (open_, close, turnover) == (float(row[1]), float(row[4]), float(row[6]))
+
+
+def test_a_catalogue_start_written_as_a_date_is_midnight_utc(
+    tmp_path: Path, bybit: BybitServer
+) -> None:
+    live = catalogue(tmp_path, bybit, start=date(2024, 1, 20))  # YAML: start: 2024-01-20
+    assert re.search(r"start: (&\w+ )?2024-01-20\n", Path(live).read_text())  # a date, unquoted
+    loads = ingest(catalogue=live, interval="1h", as_of=FIRST)
+    assert [(x.first_ts, x.loaded) for x in loads] == [(datetime(2024, 1, 20, tzinfo=UTC), 288)] * 2
 
 
 def test_an_unknown_symbol_fails_naming_it_while_the_others_load(

@@ -1,0 +1,76 @@
+"""What the ``attnviz`` command prints: a line per series loaded, query results, and
+only its own line when something fails (Prefect's error lines stay in its UI).
+
+Imports of Prefect and polars happen inside the functions, so ``attnviz --help``
+stays fast.
+"""
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from warehouse.bars import SeriesLoad
+
+
+def print_loads(loads: Sequence["SeriesLoad"]) -> None:
+    """One line per series: what was received and where each row went."""
+    for x in loads:
+        removed = f", removed {x.removed_bars}" if x.removed_bars else ""
+        print(
+            f"{x.label}: received {x.received}, loaded {x.loaded} "
+            f"(new {x.new_bars}, revised {x.revised_bars}{removed}), rejected {x.rejected}, "
+            f"not closed yet {x.not_closed}; bars {x.first_ts or '-'} .. {x.last_ts or '-'}"
+        )
+
+
+def quiet_failures() -> None:
+    """Keep Prefect's errors and tracebacks off the console: the command prints one line.
+
+    Prefect logs a failing task or flow at ERROR, with its traceback, and then the
+    same reason again in the flow's final state line; the console keeps the progress
+    lines, the Prefect API and UI keep everything. Call it after importing a flow
+    module: importing Prefect's flows (re)configures logging. ``ATTNVIZ_DEBUG=1``
+    keeps everything on the console.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    def progress_only(record: logging.LogRecord) -> bool:
+        failed = record.getMessage().startswith("Finished in state Failed")
+        return record.levelno < logging.ERROR and not failed
+
+    if os.environ.get("ATTNVIZ_DEBUG"):
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(progress_only)
+
+
+def print_frame(result: "pl.DataFrame", format: str, max_rows: int) -> None:
+    """Print a query result as a table, CSV or JSON."""
+    import polars as pl
+
+    if format == "csv":
+        # CSV has no lists or structs (check names, top lags, JSON): write those as JSON text.
+        nested = [name for name, dtype in result.schema.items() if dtype.is_nested()]
+        flat = result.with_columns(
+            pl.Series(name, [json.dumps(v, default=str) for v in result[name].to_list()])
+            for name in nested
+        )
+        print(flat.write_csv(), end="")
+    elif format == "json":
+        print(result.write_json())
+    else:
+        with pl.Config(
+            tbl_rows=max_rows,
+            tbl_cols=-1,
+            tbl_width_chars=200,
+            fmt_str_lengths=60,
+            tbl_hide_dataframe_shape=True,
+        ):
+            print(result)
+        print(f"({result.height} row{'s' * (result.height != 1)})")
