@@ -224,6 +224,10 @@ def load_catalogue(path: Path | str) -> Catalogue:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise CatalogueError(f"{path}: not valid YAML: {error}") from None
+    twice = _repeated_key(root)
+    if twice is not None:  # YAML would keep the last silently: a copied group would vanish
+        line, key = twice
+        raise CatalogueError(f"{path}, line {line}: {key!r} is given twice in the same mapping")
     if not isinstance(data, dict):
         raise CatalogueError(
             f"{path}: expected a mapping with 'groups' (and 'sources'), got {data!r}"
@@ -237,6 +241,25 @@ def load_catalogue(path: Path | str) -> Catalogue:
             for loc in [problem["loc"]]
         ]
         raise CatalogueError("\n".join(problems)) from None
+
+
+def _repeated_key(node: yaml.Node | None) -> tuple[int, str] | None:
+    """The line and name of the first key that a mapping under ``node`` gives twice."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                return key.start_mark.line + 1, key.value
+            seen.add(key.value)
+            found = _repeated_key(value)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _repeated_key(item)
+            if found:
+                return found
+    return None
 
 
 def _dotted(loc: Sequence[int | str]) -> str:

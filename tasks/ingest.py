@@ -70,7 +70,7 @@ def _retry_unless_bad_data(task: Any, task_run: Any, state: Any) -> bool:
     return not isinstance(state.result(raise_on_failure=False), BarDataError | SourceError)
 
 
-def _source(name: str, options: dict[str, Any]) -> BarSource:
+def open_source(name: str, options: dict[str, Any]) -> BarSource:
     """The source ``name`` with its options; a ``secret_block`` option names the Prefect Secret
     block holding its credentials (``{"api_key": ..., "api_secret": ...}``), read here so
     that they never become a parameter, a log line or an artifact."""
@@ -80,7 +80,12 @@ def _source(name: str, options: dict[str, Any]) -> BarSource:
         from prefect.blocks.system import Secret
 
         secret = Secret.load(block).get()
-        options["credentials"] = (secret["api_key"], secret["api_secret"])
+        try:
+            options["credentials"] = (secret["api_key"], secret["api_secret"])
+        except (TypeError, KeyError):  # the message names the block, never its value
+            raise BarDataError(
+                f"Secret block {block!r} must hold {{'api_key': ..., 'api_secret': ...}}"
+            ) from None
     return make_source(name, options)
 
 
@@ -106,7 +111,7 @@ def _log_received(series: Series, request: BarRequest, received: Received) -> No
 def fetch_bars(series: Series, request: BarRequest, options: dict[str, Any]) -> Received:
     """Fetch the closed bars of one series from its source."""
     crash_point("fetch")
-    received = _source(series.source, options).fetch(request)
+    received = open_source(series.source, options).fetch(request)
     _log_received(series, request, received)
     return received
 
@@ -125,7 +130,7 @@ def fetch_batch(
     so one failed ticker does not fail the others.
     """
     crash_point("fetch")
-    results = _source(series[0].source, options).fetch_many(requests)
+    results = open_source(series[0].source, options).fetch_many(requests)
     for one, request in zip(series, requests, strict=True):
         if isinstance(results[one.symbol], Received):
             _log_received(one, request, results[one.symbol])
@@ -135,7 +140,7 @@ def fetch_batch(
 @task(name="list-symbols", task_run_name="list {source} {interval} symbols")
 def list_symbols(source: str, interval: str, options: dict[str, Any]) -> list[str]:
     """The symbols a source holds at ``interval`` (what ``ingest`` takes without ``symbols``)."""
-    return make_source(source, options).symbols(interval)
+    return open_source(source, options).symbols(interval)
 
 
 @task(name="validate-bars", task_run_name="validate {series.label}", cache_policy=NO_CACHE)

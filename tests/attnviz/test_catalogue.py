@@ -85,6 +85,15 @@ def test_an_entry_s_options_win_over_its_source_s() -> None:
             r"line 3, groups\.g\.series: List should have at least 1",
         ),
         ("groups: {}\n", r"groups: Dictionary should have at least 1 item"),
+        (
+            "groups:\n  a:\n    series: [{source: sample, symbol: X}]\n"
+            "  a:\n    series: [{source: sample, symbol: Y}]\n",
+            r"line 4: 'a' is given twice in the same mapping",
+        ),
+        (
+            "groups:\n  a:\n    series:\n      - {source: sample, symbol: X, symbol: Y}\n",
+            r"line 4: 'symbol' is given twice",
+        ),
         ("sources: {}\n", r"line 1, groups: Field required"),
         ("- just a list\n", r"expected a mapping with 'groups'"),
         ("groups: {g: [\n", r"not valid YAML"),

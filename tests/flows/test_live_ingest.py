@@ -1,8 +1,9 @@
-"""The ingest flow end to end against live-source wire formats on loopback, never the internet.
+"""The ingest flow end to end against the live sources' network edges, never the internet.
 
 A loopback server speaks Bybit v5's kline API (``tests/support/bybit_server.py``); the
 catalogue points the Bybit source at it. Two symbols are ingested, then again
 incrementally: the watermark is respected, nothing is stored twice, counts reconcile.
+Yahoo's edge answers with recorded frames (``tests/support/yahoo_fixtures.py``).
 """
 
 import re
@@ -13,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yahoo_fixtures as yx
 import yaml
 from bybit_server import BybitServer, random_walk
 
+from attnviz.bars import BarDataError
+from attnviz.sources import yfinance
 from flows.ingest import IngestError, ingest
+from tasks.ingest import open_source
 from warehouse.db import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -116,3 +121,51 @@ def test_an_unknown_symbol_fails_naming_it_while_the_others_load(
     assert sql("SELECT DISTINCT symbol FROM bars") == [("BTCUSDT",)]
     [(status, message)] = sql("SELECT status, message FROM runs")
     assert status == "failed" and "bybit linear has no symbol 'NOPEUSDT'" in message
+
+
+def test_stocks_go_to_yahoo_in_one_request_and_a_failed_ticker_fails_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Yahoo's edge is yfinance.download (our one function that calls yf.download): it answers
+    # with recorded frames in yf.download's shapes; everything behind it is the real flow.
+    bars = [(10.0, 12.0, 9.0, 11.0, 100), (11.0, 13.0, 10.0, 12.0, 200), (12, 14, 11, 13, 300)]
+    january = yx.history(["2024-01-02", "2024-01-03", "2024-01-04"], bars)
+    answer = yx.combine({"AAPL": january, "MSFT": january, "NOPE": yx.failed()})
+    recorded = yx.Recorded([(answer, {"NOPE": yx.NO_TIMEZONE})])
+    monkeypatch.setattr(yfinance, "_yahoo", lambda *call, session=None: recorded(*call))
+
+    with pytest.raises(IngestError, match=r"1 of 3 series failed: yfinance/NOPE/1d: BarDataError"):
+        ingest(
+            source="yfinance", symbols=["AAPL", "MSFT", "NOPE"], interval="1d",
+            start=datetime(2024, 1, 1, tzinfo=UTC), as_of=datetime(2024, 1, 6, tzinfo=UTC),
+        )  # fmt: skip
+    [call] = recorded.calls
+    assert sorted(call.tickers) == ["AAPL", "MSFT", "NOPE"] and call.adjusted
+    assert sql("SELECT symbol, count(*), min(ts), max(ts) FROM bars GROUP BY 1 ORDER BY 1") == [
+        (symbol, 3, datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 4, tzinfo=UTC))
+        for symbol in ("AAPL", "MSFT")
+    ]
+
+
+def test_a_key_from_a_secret_block_reaches_bybit_and_no_record_of_the_run(
+    tmp_path: Path, bybit: BybitServer
+) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value={"api_key": "KEY-1234", "api_secret": "SECRET-5678"}).save(
+        "bybit-test", overwrite=True
+    )
+    assert repr(open_source("bybit", {"secret_block": "bybit-test"})).endswith(
+        "credentials=<hidden>)"
+    )
+    live = catalogue(tmp_path, bybit)
+    options = {"endpoint": bybit.url, "secret_block": "bybit-test"}
+    ingest(catalogue=live, source="bybit", symbols=["BTCUSDT"], interval="1h", as_of=FIRST,
+           lookback_bars=5, source_options=options)  # fmt: skip
+    recorded = str(sql("SELECT * FROM runs")) + str(sql("SELECT * FROM run_attempts"))
+    assert "bybit-test" in recorded and "KEY-1234" not in recorded and "SECRET" not in recorded
+
+    Secret(value="just-a-string").save("bybit-bad", overwrite=True)
+    with pytest.raises(BarDataError, match=r"Secret block 'bybit-bad' must hold") as raised:
+        open_source("bybit", {"secret_block": "bybit-bad"})
+    assert "just-a-string" not in str(raised.value)
