@@ -8,6 +8,7 @@ latest window's matrices for the figures.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 import numpy as np
@@ -18,9 +19,9 @@ from pydantic import Field
 
 from attnviz import attention as att
 from attnviz.attribution import attention_attribution, integrated_gradients, normalise, ranks
+from attnviz.checkpoint import TrainedModel
 from attnviz.features import FEATURES, Windows
 from attnviz.maxflow import attention_flow
-from attnviz.train import TrainedModel
 
 EVENT_FEATURES = [FEATURES.index("log_return"), FEATURES.index("volume_change")]
 
@@ -64,20 +65,38 @@ class AnalysisConfig:
     ig_steps: Annotated[int, Field(ge=0)] = 32
 
 
+@dataclass(frozen=True)
+class LatestWindow:
+    """The newest window's matrices, which the figures draw.
+
+    Attributes
+    ----------
+    ts
+        When the window's last bar opened (UTC).
+    attention
+        Attention weights, (L, H, T, T).
+    rollout
+        Attention rollout with the residual mixed in, (T, T).
+    scores
+        Attribution method -> normalised score per feature, (F,).
+    """
+
+    ts: datetime
+    attention: np.ndarray
+    rollout: np.ndarray
+    scores: dict[str, np.ndarray]
+
+
 @dataclass
 class Analysis:
-    """Table rows of one series' evaluation period and the latest window's matrices.
-
-    ``latest`` holds ``attention`` (L, H, T, T), ``rollout`` (T, T) and ``scores``
-    (method -> (F,)) of the newest window.
-    """
+    """Table rows of one series' evaluation period and the latest window's matrices."""
 
     timestep: pl.DataFrame
     window: pl.DataFrame
     attribution: pl.DataFrame
     positions: pl.DataFrame
     heads: pl.DataFrame
-    latest: dict
+    latest: LatestWindow
 
 
 def head_confidence(a: torch.Tensor) -> torch.Tensor:
@@ -298,12 +317,12 @@ def analyze(
         heads=_head_summary(
             confidence_sum / len(windows), specialisation_sum / len(windows), pattern_counts
         ),
-        latest={
-            "attention": a[-1].numpy(),
-            "rollout": att.rollout_mixed(mixed[-1:])[0].numpy(),
-            "scores": {name: value[-1].numpy() for name, value in scores.items()},
-            "ts": window["ts"][-1],
-        },
+        latest=LatestWindow(
+            ts=window["ts"][-1],
+            attention=a[-1].numpy(),
+            rollout=att.rollout_mixed(mixed[-1:])[0].numpy(),
+            scores={name: value[-1].numpy() for name, value in scores.items()},
+        ),
     )
 
 

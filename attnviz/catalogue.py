@@ -2,7 +2,7 @@
 
 A user describes their pipeline in one YAML file instead of Python; the nightly
 flow, ``attnviz ingest``, the deployments of ``prefect.yaml`` and ``attnviz serve``
-all read it. The committed default, ``catalogue.yaml``, keeps the sample data, so
+all read it. The committed default, ``catalogues/sample.yaml``, keeps the sample data, so
 nothing reaches a network until a user names a live source; ``catalogues/live.yaml``
 is a commented example for Bybit and US stocks.
 
@@ -23,6 +23,7 @@ interval '1hr'``), before any work starts.
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -102,6 +103,24 @@ class Group(_Strict):
     promotion_margin: Annotated[float, Field(ge=0)] = 0.05
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model a catalogue asks for: the series it trains on and its group's settings."""
+
+    series: list[Series]
+    group: Group
+
+
+def model_groups(series: list[Series], pool: bool) -> dict[str, list[Series]]:
+    """Model name -> the series it trains on: one per series, or one per interval when pooled."""
+    if not pool:
+        return {one.label: [one] for one in series}
+    groups: dict[str, list[Series]] = {}
+    for one in series:
+        groups.setdefault(one.interval, []).append(one)
+    return {"+".join(one.label for one in group): group for group in groups.values()}
+
+
 class Catalogue(_Strict):
     """Every series a pipeline keeps, grouped by training settings, with source options.
 
@@ -149,6 +168,16 @@ class Catalogue(_Strict):
     def entries(self) -> list[Entry]:
         """Every entry, group by group."""
         return [entry for group in self.groups.values() for entry in group.series]
+
+    def models(self) -> dict[str, ModelSpec]:
+        """Model name -> what it trains on and how, over every group."""
+        return {
+            name: ModelSpec(members, group)
+            for group in self.groups.values()
+            for name, members in model_groups(
+                [entry.series for entry in group.series], group.pool
+            ).items()
+        }
 
     def options(self, entry: Entry) -> dict[str, Any]:
         """The source options of ``entry``: its source's shared options, then its own."""

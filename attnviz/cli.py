@@ -19,10 +19,6 @@ from typing import TYPE_CHECKING
 
 from attnviz.console import print_frame, print_loads, quiet_failures
 
-# The source names, for --source (kept in step with attnviz.sources.SOURCES by a test);
-# importing the sources here would load polars for --help.
-SOURCE_NAMES = ("sample", "files", "bybit", "yfinance")
-
 if TYPE_CHECKING:
     import duckdb
 
@@ -41,7 +37,7 @@ def _start_api() -> None:
 
     Call before the first import of a flow module: Prefect reads its settings then.
     """
-    from flows.server import start_api
+    from flows.api_server import start_api
 
     start_api()
 
@@ -84,6 +80,10 @@ def _ingest(args: argparse.Namespace) -> int:
         raise UsageError(f"--start {args.start} is not before --end {args.end}")
     if args.repair and not args.full:
         raise UsageError("--repair replaces what is stored in the range: add --full to confirm")
+    from attnviz.sources import SOURCES
+
+    if args.source is not None and args.source not in SOURCES:
+        raise UsageError(f"unknown source {args.source!r}; expected one of {sorted(SOURCES)}")
     _start_api()
     from flows.ingest import ingest
 
@@ -98,9 +98,9 @@ def _ingest(args: argparse.Namespace) -> int:
         end=args.end,
         as_of=args.as_of,
         incremental=not args.full,
-        max_rejected_share=args.max_rejected_share,
         source_options=options or None,
         repair=args.repair,
+        **{name: getattr(args, name) for name in ("max_rejected_share",) if name in args},
     )
     print_loads(loads)
     return 0
@@ -127,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from attnviz import config
-    from flows.server import local_server
+    from flows.api_server import local_server
 
     if args.catalogue:
         from attnviz.catalogue import load_catalogue
@@ -142,7 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
             # Set before Prefect is imported: it reads its settings then.
             os.environ["PREFECT_API_URL"] = server.enter_context(local_server(args.port, log=log))
             print(f"started a Prefect server: UI at http://127.0.0.1:{args.port} (log {log})")
-        from flows.serve import serve_deployments
+        from flows.deployments import serve_deployments
 
         print(f"serving on {os.environ['PREFECT_API_URL']}; Ctrl-C stops", flush=True)
         serve_deployments(args.file)
@@ -172,7 +172,7 @@ def _sql(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from contextlib import closing
 
-    from warehouse.models import list_models
+    from warehouse.registry import list_models
 
     with closing(_reader(args)) as con:
         print_frame(list_models(con), args.format, args.max_rows)
@@ -258,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument(
         "--source",
-        choices=sorted(SOURCE_NAMES),
-        help="read this source instead of the catalogue's series",
+        help="read this source (sample, files, bybit or yfinance) instead of the catalogue's "
+        "series",
     )
     ingest.add_argument(
         "--symbols",
@@ -306,7 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an option of --source (repeatable), e.g. --option category=spot for bybit, "
         "--option adjusted=false for yfinance",
     )
-    ingest.add_argument("--max-rejected-share", type=float, default=0.05)
+    ingest.add_argument(
+        "--max-rejected-share",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="fail a series whose share of rejected rows is above this (default: the flow's)",
+    )
     ingest.set_defaults(handler=_ingest)
 
     sql = command("sql", help="run a read-only SQL query against the warehouse")

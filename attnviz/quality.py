@@ -30,11 +30,13 @@ import math
 import threading
 from dataclasses import dataclass
 from functools import cache
+from typing import Annotated
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import polars as pl
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from pydantic import Field
 
 from attnviz.bars import (
     KEY,
@@ -52,6 +54,13 @@ from attnviz.sources.base import Received
 # Not 2x: AAPL really fell 52% on 2000-09-29 (in the sample data), while an
 # unadjusted 2:1 split looks the same; 3x still catches 3:1+ splits and typos.
 DEFAULT_MAX_STEP = 3.0
+# A run fails (after loading the good bars) when a series' rejected share is above this.
+DEFAULT_MAX_REJECTED_SHARE = 0.05
+
+# The limits as flow parameter types, so that the Prefect UI refuses a value out of range.
+MaxStep = Annotated[float, Field(gt=1)]
+MaxRejectedShare = Annotated[float, Field(ge=0, le=1)]
+
 # Rows GX validates at once: bounds its pandas copy and result lists (~100 MB), while a
 # chunk stays large enough that GX's fixed cost per validation (~0.1 s) does not matter.
 CHUNK_ROWS = 200_000

@@ -1,55 +1,44 @@
-"""Training: the multi-task loss, the loop with early stopping, metrics and baselines.
+"""Training: the loop with early stopping, and the whole recipe for one model.
 
 ``fit_series`` is the whole recipe for one series (or a pool of series): windows,
 a chronological split with embargo, a scaler fitted on the training part, the
 Transformer and the LSTM baseline trained the same way, and test metrics for
 both and for a naive forecast. Seeded and deterministic on CPU.
 
-Two things can go wrong here that must not go by quietly. A loss that turns NaN or
-infinite stops training at once: the weights of the best finite epoch are kept,
-and if there is none the fit fails naming the model (:class:`TrainingDiverged`);
-a model whose weights went non-finite never reaches the registry. A checkpoint
-that cannot be read or written (corrupt, missing, a read-only folder) fails with
-:class:`CheckpointError` naming the file, not with the storage library's own
-error, which does not say which file it was reading.
+A loss that turns NaN or infinite must not go by quietly: training stops at once,
+the weights of the best finite epoch are kept, and if there is none the fit fails
+naming the model (:class:`TrainingDiverged`); a model whose weights went
+non-finite never reaches the registry.
 """
 
 import copy
 import math
-import os
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
 from pydantic import Field
-from scipy.stats import rankdata
 from torch import nn
 
+from attnviz.checkpoint import TrainedModel
 from attnviz.features import (
-    FEATURES,
     FeatureConfig,
     Scaler,
     Windows,
     chronological_split,
     make_windows,
 )
-from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig, Predictions
+from attnviz.metrics import metrics, naive_predictions
+from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig
+from attnviz.objective import Prepared, evaluate_loss, multitask_loss, predict
 
 
 class TrainingDiverged(RuntimeError):
     """Training gave a non-finite loss before any epoch had a finite validation loss."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file cannot be read or written; the message names it and says why."""
 
 
 @dataclass(frozen=True)
@@ -72,69 +61,6 @@ class TrainConfig:
     patience: Annotated[int, Field(ge=1)] = 5
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One split part ready for a model: scaled inputs and targets in training units."""
-
-    x: torch.Tensor
-    ret: torch.Tensor
-    direction: torch.Tensor
-    vol: torch.Tensor
-
-    @classmethod
-    def of(cls, windows: Windows, scaler: Scaler, target_scale: float) -> "Prepared":
-        return cls(
-            x=torch.from_numpy(scaler.transform(windows.x)),
-            ret=torch.from_numpy(windows.next_return / target_scale),
-            direction=torch.from_numpy(windows.direction),
-            vol=torch.from_numpy(windows.future_vol / target_scale),
-        )
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def batch(self, index: torch.Tensor) -> "Prepared":
-        return Prepared(self.x[index], self.ret[index], self.direction[index], self.vol[index])
-
-
-def multitask_loss(
-    predictions: Predictions, target: Prepared, weights: tuple[float, float, float]
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of return MSE, direction BCE and volatility MSE; also each part."""
-    parts = {
-        "return": F.mse_loss(predictions.ret, target.ret),
-        "direction": F.binary_cross_entropy_with_logits(
-            predictions.direction_logit, target.direction
-        ),
-        "vol": F.mse_loss(predictions.vol, target.vol),
-    }
-    total = sum(w * loss for w, loss in zip(weights, parts.values(), strict=True))
-    return total, {name: loss.item() for name, loss in parts.items()}
-
-
-@torch.no_grad()
-def evaluate_loss(
-    model: nn.Module, data: Prepared, weights: tuple[float, float, float], rescale: float = 1.0
-) -> float:
-    """Multi-task loss of ``model`` over ``data`` in eval mode.
-
-    ``rescale`` converts the model's return and volatility outputs into the units of
-    ``data`` (its own target scale over the data's), so models trained with
-    different target scales are judged on the same footing.
-    """
-    model.eval()
-    total = 0.0
-    for start in range(0, len(data), 1024):
-        part = data.batch(torch.arange(start, min(start + 1024, len(data))))
-        out = model(part.x)
-        out = Predictions(
-            ret=out.ret * rescale, direction_logit=out.direction_logit, vol=out.vol * rescale
-        )
-        loss, _ = multitask_loss(out, part, weights)
-        total += loss.item() * len(part)
-    return total / len(data)
 
 
 @dataclass
@@ -252,157 +178,6 @@ def train_model(
     return result
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, target_scale: float) -> dict[str, np.ndarray]:
-    """Predictions for scaled windows ``x``, in real units (log return, probability, volatility)."""
-    model.eval()
-    parts = [model(x[start : start + 1024]) for start in range(0, len(x), 1024)]
-    return {
-        "ret": torch.cat([p.ret for p in parts]).numpy() * target_scale,
-        "prob": torch.cat([p.direction_prob for p in parts]).numpy(),
-        "vol": torch.cat([p.vol for p in parts]).numpy() * target_scale,
-    }
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U; ties share ranks); NaN with one class only."""
-    positives = labels == 1
-    n_pos, n_neg = positives.sum(), (~positives).sum()
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = rankdata(scores)
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def metrics(predicted: dict[str, np.ndarray], windows: Windows) -> dict[str, float]:
-    """Test metrics of one set of predictions against the windows' realised targets."""
-    up = predicted["prob"] > 0.5
-    actual = windows.direction == 1
-    true_pos = float((up & actual).sum())
-    precision = true_pos / up.sum() if up.any() else 0.0
-    recall = true_pos / actual.sum() if actual.any() else 0.0
-    return {
-        "return_mse": float(np.mean((predicted["ret"] - windows.next_return) ** 2)),
-        "return_mae": float(np.mean(np.abs(predicted["ret"] - windows.next_return))),
-        "direction_accuracy": float(np.mean(up == actual)),
-        "direction_f1": 2 * precision * recall / (precision + recall)
-        if precision + recall
-        else 0.0,
-        "direction_auc": auc(windows.direction, predicted["prob"]),
-        "vol_mse": float(np.mean((predicted["vol"] - windows.future_vol) ** 2)),
-    }
-
-
-def naive_predictions(windows: Windows, up_rate: float) -> dict[str, np.ndarray]:
-    """The naive forecast: zero return, the training up-rate, and the trailing volatility."""
-    n = len(windows)
-    return {"ret": np.zeros(n), "prob": np.full(n, up_rate), "vol": windows.trailing_vol}
-
-
-@dataclass
-class TrainedModel:
-    """A Transformer with what it needs to read new bars: scaler, target scale, feature config."""
-
-    model: AttentionTransformer
-    scaler: Scaler
-    target_scale: float
-    feature_config: FeatureConfig
-
-    def prepare(self, windows: Windows, target_scale: float | None = None) -> Prepared:
-        """``windows`` scaled for this model, targets in ``target_scale`` units (default: own)."""
-        return Prepared.of(windows, self.scaler, target_scale or self.target_scale)
-
-    def validation_loss(
-        self, windows: Windows, weights: tuple[float, float, float], target_scale: float
-    ) -> float:
-        """Multi-task loss on ``windows``, in the units of ``target_scale``."""
-        data = self.prepare(windows, target_scale)
-        return evaluate_loss(self.model, data, weights, rescale=self.target_scale / target_scale)
-
-    def predict(self, windows: Windows) -> dict[str, np.ndarray]:
-        """Predictions for ``windows`` in real units."""
-        return predict(self.model, self.prepare(windows).x, self.target_scale)
-
-    def save(self, path: Path) -> None:
-        """Write a checkpoint atomically: to a temporary file in the same folder, then rename.
-
-        Raises
-        ------
-        CheckpointError
-            If the file cannot be written (a read-only folder, a full disk), naming the
-            file and the cause; nothing is left behind.
-        """
-        checkpoint = {
-            "model_config": asdict(self.model.config),
-            "state_dict": self.model.state_dict(),
-            "scaler_mean": torch.from_numpy(self.scaler.mean),
-            "scaler_std": torch.from_numpy(self.scaler.std),
-            "target_scale": self.target_scale,
-            "feature_config": asdict(self.feature_config),
-            "features": list(FEATURES),
-        }
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(
-                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-            )
-        except OSError as error:
-            raise CheckpointError(f"cannot write checkpoint {path}: {_describe(error)}") from None
-        try:
-            with os.fdopen(handle, "wb") as file:
-                torch.save(checkpoint, file)
-            os.replace(temporary, path)
-        except Exception as error:
-            Path(temporary).unlink(missing_ok=True)
-            raise CheckpointError(f"cannot write checkpoint {path}: {_describe(error)}") from None
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    @classmethod
-    def load(cls, path: Path | str) -> "TrainedModel":
-        """Read a checkpoint written by :meth:`save`.
-
-        Raises
-        ------
-        CheckpointError
-            If the file is missing, unreadable, not a checkpoint of this model (corrupt,
-            truncated, other features), naming the file and the cause.
-        """
-        try:
-            with open(path, "rb") as file:
-                # Every checkpoint is a zip archive, whose directory is written last: a
-                # file cut short (a full disk, a copy interrupted) has none.
-                if not zipfile.is_zipfile(file):
-                    raise ValueError("not a whole checkpoint: cut short or overwritten")
-                file.seek(0)
-                checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-            if tuple(checkpoint["features"]) != FEATURES:
-                raise ValueError(
-                    f"trained on features {checkpoint['features']}, not {list(FEATURES)}"
-                )
-            model = AttentionTransformer(ModelConfig(**checkpoint["model_config"]))
-            model.load_state_dict(checkpoint["state_dict"])
-            return cls(
-                model=model.eval(),
-                scaler=Scaler(checkpoint["scaler_mean"].numpy(), checkpoint["scaler_std"].numpy()),
-                target_scale=checkpoint["target_scale"],
-                feature_config=FeatureConfig(**checkpoint["feature_config"]),
-            )
-        # Whatever the file holds, the caller learns which file it was and why: torch's
-        # own errors (its zip reader's, its unpickler's) do not say which file they read.
-        except Exception as error:
-            raise CheckpointError(f"cannot read checkpoint {path}: {_describe(error)}") from None
-
-
-def _describe(error: Exception) -> str:
-    """One line on what went wrong: an OS error's reason and file, else the first line."""
-    if isinstance(error, OSError) and error.strerror and error.filename:
-        return f"{error.strerror}: {error.filename}"
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
 @dataclass
 class FitResult:
     """A trained Transformer, its baselines' results, and the data it was judged on.
@@ -502,38 +277,4 @@ def fit_series(
         windows={part: len(w) for part, w in parts.items()},
         val=parts["val"],
         test=test,
-    )
-
-
-def promotion(
-    val_loss: float,
-    active_val_loss: float | None,
-    margin: float,
-    active_unreadable: str | None = None,
-) -> tuple[str, str]:
-    """Whether a new model becomes ``active`` or is ``rejected``, and why.
-
-    It is promoted when its validation loss is finite and not worse than the active
-    model's loss on the same validation windows by more than ``margin`` (relative).
-    An active model that cannot be read (``active_unreadable`` says why: its checkpoint
-    is corrupt or gone) can be neither judged nor used, so a finite new model replaces it.
-    """
-    if not math.isfinite(val_loss):
-        return "rejected", f"validation loss is {val_loss}"
-    if active_unreadable is not None:
-        return "active", f"the active model cannot be judged and is replaced: {active_unreadable}"
-    if active_val_loss is None:
-        return "active", "no comparable active model"
-    if not math.isfinite(active_val_loss):
-        return "active", f"the active model's validation loss is {active_val_loss}"
-    limit = active_val_loss * (1 + margin)
-    if val_loss <= limit:
-        return (
-            "active",
-            f"validation loss {val_loss:.4f} within {margin:.0%} "
-            f"of the active model's {active_val_loss:.4f}",
-        )
-    return "rejected", (
-        f"validation loss {val_loss:.4f} is worse than the active model's {active_val_loss:.4f} "
-        f"by more than {margin:.0%}; the active model stays"
     )

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from attnviz.analysis import AnalysisConfig, analyze
+from attnviz.checkpoint import TrainedModel
 from attnviz.features import FEATURES, FeatureConfig, Scaler, Windows
 from attnviz.model import AttentionTransformer, ModelConfig
-from attnviz.train import TrainedModel
 
 SEQ_LEN = 60
 NO_FLOW_NO_IG = {"flow": False, "ig_steps": 0}

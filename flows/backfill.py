@@ -11,7 +11,7 @@ from prefect import flow
 from attnviz import config
 from attnviz.catalogue import load_catalogue
 from attnviz.series import Moment, Symbol
-from flows.nightly import catalogue_models, explain
+from flows.steps import explain
 from tasks.runs import recorded_run
 from tasks.train import models_to_explain, read_training_bars
 
@@ -37,9 +37,9 @@ def backfill(
     chosen = load_catalogue(catalogue or config.catalogue_path())
     chosen.select(symbols=symbols)  # a symbol it lacks is refused, named, before any run
     models = {
-        name: members
-        for name, (members, _) in catalogue_models(chosen).items()
-        if not symbols or any(one.symbol in symbols for one in members)
+        name: spec.series
+        for name, spec in chosen.models().items()
+        if not symbols or any(one.symbol in symbols for one in spec.series)
     }
     parameters = {"catalogue": chosen.model_dump(mode="json"), "symbols": symbols}
     with recorded_run("backfill", parameters, as_of) as run_id:

@@ -10,155 +10,29 @@ limit, does not stop the others: their good bars load, and the run fails at the 
 naming it.
 """
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from prefect import flow
-from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from pydantic import Field
 
 from attnviz import config
-from attnviz.bars import interval_duration, shift
-from attnviz.catalogue import Entry, batches, load_catalogue
-from attnviz.quality import DEFAULT_MAX_STEP
-from attnviz.series import Interval, Moment, Series, Symbol
-from attnviz.sources import BarRequest, Received, SourceName, chunks
+from attnviz.bars import interval_duration
+from attnviz.catalogue import Entry, load_catalogue
+from attnviz.quality import (
+    DEFAULT_MAX_REJECTED_SHARE,
+    DEFAULT_MAX_STEP,
+    MaxRejectedShare,
+    MaxStep,
+)
+from attnviz.series import Interval, Moment, Symbol
+from attnviz.sources import SourceName
+from flows.steps import DEFAULT_CHUNK_BARS, DEFAULT_OVERLAP_BARS, ingest_series
 from tasks.ingest import (
-    earlier_load,
-    fetch_bars,
-    fetch_batch,
     list_symbols,
-    load,
-    plan_fetch,
-    summarise,
-    validate,
 )
 from tasks.runs import recorded_run, scheduled_as_of
-from warehouse.bars import Repair, SeriesLoad
-
-DEFAULT_MAX_REJECTED_SHARE = 0.05
-DEFAULT_OVERLAP_BARS = 3
-# Bars read, validated and loaded at once when filling a long range: ~50 MB of rows.
-DEFAULT_CHUNK_BARS = 100_000
-
-# Validation limits, typed so that the Prefect UI refuses a value out of range.
-MaxStep = Annotated[float, Field(gt=1)]
-MaxRejectedShare = Annotated[float, Field(ge=0, le=1)]
-
-
-class IngestError(RuntimeError):
-    """A run ended with series that failed or were rejected beyond the limit."""
-
-
-def ingest_series(
-    run_id: str,
-    entries: list[Entry],
-    *,
-    as_of: datetime,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    incremental: bool = True,
-    overlap_bars: int = DEFAULT_OVERLAP_BARS,
-    lookback_bars: int | None = None,
-    max_step: float = DEFAULT_MAX_STEP,
-    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
-    chunk_bars: int = DEFAULT_CHUNK_BARS,
-    repair: bool = False,
-) -> list[SeriesLoad]:
-    """Fetch, validate and load every entry's series; raise :class:`IngestError` if any went wrong.
-
-    Each entry carries its source options and where a new series starts; ``start``
-    and ``lookback_bars``, when given, override the entries'. A series an earlier
-    attempt at the same work loaded completely is kept as it was loaded.
-
-    With ``repair`` (which reads the whole requested range, ignoring the watermark), each
-    series' stored bars in that range that the source no longer has are removed.
-    """
-    pieces: dict[Series, list[BarRequest]] = {}
-    loads: list[SeriesLoad] = []
-    todo: list[Entry] = []
-    for entry in entries:
-        done = earlier_load(run_id, entry.series)
-        if done is not None:
-            loads.append(done)
-            continue
-        first = start or entry.start
-        back = lookback_bars or entry.lookback_bars
-        if first is None and back is not None:
-            first = shift(as_of, -back, entry.interval)
-        request = plan_fetch(
-            entry.series, as_of, first, end, incremental and not repair, overlap_bars
-        )
-        pieces[entry.series] = chunks(request, chunk_bars)
-        todo.append(entry)
-
-    # The first piece of every series is fetched at once: sources are slow, the writer is not.
-    first_fetches = _fetch_first_pieces(todo, pieces)
-    failures: dict[str, str] = {}
-    for entry in todo:
-        one = entry.series
-        try:
-            for index, piece in enumerate(pieces[one]):
-                received = (
-                    _first(first_fetches[one], one)
-                    if index == 0
-                    else fetch_bars(one, piece, entry.options)
-                )
-                done = load(
-                    run_id,
-                    one,
-                    validate(one, received, max_step),
-                    Repair(piece.start, min(piece.end or as_of, as_of)) if repair else None,
-                    complete=index == len(pieces[one]) - 1,
-                )
-        except Exception as error:
-            failures[one.label] = f"{type(error).__name__}: {error}"
-            continue
-        loads.append(done)
-
-    for done in loads:
-        if done.received and done.rejected / done.received > max_rejected_share:
-            failures[done.label] = (
-                f"{done.rejected} of {done.received} rows rejected "
-                f"({done.rejected / done.received:.1%} > {max_rejected_share:.1%}); "
-                "see bars_rejected and validation_results"
-            )
-    summarise(loads, failures)
-    if failures:
-        detail = "; ".join(f"{label}: {why}" for label, why in failures.items())
-        raise IngestError(f"{len(failures)} of {len(entries)} series failed: {detail}")
-    return loads
-
-
-def _fetch_first_pieces(
-    entries: list[Entry], pieces: dict[Series, list[BarRequest]]
-) -> dict[Series, PrefectFuture]:
-    """Submit the fetch of every series' first piece: one task per series, or one per group
-    of series for a source that serves several tickers per request (see :func:`_first`)."""
-    futures: dict[Series, PrefectFuture] = {}
-    for group in batches(entries):
-        if len(group) == 1:
-            [one] = group
-            futures[one.series] = fetch_bars.submit(one.series, pieces[one.series][0], one.options)
-        else:
-            batch = fetch_batch.submit(
-                [one.series for one in group],
-                [pieces[one.series][0] for one in group],
-                group[0].options,
-            )
-            futures |= dict.fromkeys((one.series for one in group), batch)
-    return futures
-
-
-def _first(fetched: PrefectFuture, series: Series) -> Received:
-    """A series' first piece from its fetch: its own, or its share of a group's (by symbol)."""
-    result = fetched.result()
-    if isinstance(result, Received):
-        return result
-    if isinstance(result[series.symbol], Exception):
-        raise result[series.symbol]
-    return result[series.symbol]
+from warehouse.bars import SeriesLoad
 
 
 def _run_name() -> str:

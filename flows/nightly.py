@@ -6,18 +6,19 @@ writes to the warehouse runs one at a time (DuckDB has one writer).
 """
 
 from dataclasses import dataclass
-from typing import Any
 
-import polars as pl
 from prefect import flow
 
 from attnviz import config
-from attnviz.analysis import AnalysisConfig
-from attnviz.catalogue import Catalogue, Group, load_catalogue
-from attnviz.quality import DEFAULT_MAX_STEP
-from attnviz.series import Moment, Series
-from flows.ingest import DEFAULT_MAX_REJECTED_SHARE, MaxRejectedShare, MaxStep, ingest_series
-from tasks.analyze import analyze_series, render, store, summarise_analysis
+from attnviz.catalogue import load_catalogue
+from attnviz.quality import (
+    DEFAULT_MAX_REJECTED_SHARE,
+    DEFAULT_MAX_STEP,
+    MaxRejectedShare,
+    MaxStep,
+)
+from attnviz.series import Moment
+from flows.steps import explain, ingest_series
 from tasks.runs import recorded_run, scheduled_as_of
 from tasks.train import (
     models_to_explain,
@@ -27,7 +28,7 @@ from tasks.train import (
     train,
 )
 from warehouse.bars import SeriesLoad
-from warehouse.models import ModelRow
+from warehouse.registry import ModelRow
 
 
 @dataclass
@@ -37,54 +38,6 @@ class NightlyReport:
     loads: list[SeriesLoad]
     models: list[tuple[int, ModelRow]]
     analytics: dict[str, dict[str, int]]
-
-
-def model_groups(series: list[Series], pool: bool) -> dict[str, list[Series]]:
-    """Model name -> the series it trains on: one per series, or one per interval when pooled."""
-    if not pool:
-        return {one.label: [one] for one in series}
-    groups: dict[str, list[Series]] = {}
-    for one in series:
-        groups.setdefault(one.interval, []).append(one)
-    return {"+".join(one.label for one in group): group for group in groups.values()}
-
-
-def explain(
-    run_id: str,
-    groups: dict[str, list[Series]],
-    bars: dict[Series, pl.DataFrame],
-    models: dict[str, tuple[dict[str, Any], dict[str, Any] | None]],
-    settings: AnalysisConfig,
-) -> dict[str, dict[str, int]]:
-    """Analyse, render and store every series with its group's (model, previous model).
-
-    Analyses fan out as tasks; rendering and storing run one series at a time as
-    each analysis finishes. Returns the rows written per series label and table.
-    """
-    analyses = {
-        one: (models[name][0], analyze_series.submit(one, bars[one], *models[name], settings))
-        for name, group in groups.items()
-        for one in group
-    }
-    results, written = [], {}
-    for one, (active, future) in analyses.items():
-        result = future.result()
-        figures = render(run_id, one, result, bars[one])
-        written[one.label] = store(run_id, one, active, result, figures)
-        results.append((one, result, figures))
-    summarise_analysis(results)
-    return written
-
-
-def catalogue_models(catalogue: Catalogue) -> dict[str, tuple[list[Series], Group]]:
-    """Model name -> (the series it trains on, its group's settings), over every group."""
-    return {
-        name: (members, group)
-        for group in catalogue.groups.values()
-        for name, members in model_groups(
-            [entry.series for entry in group.series], group.pool
-        ).items()
-    }
 
 
 @flow(name="nightly")
@@ -121,23 +74,32 @@ def nightly(
             max_step=max_step,
             max_rejected_share=max_rejected_share,
         )
-        models = catalogue_models(chosen)
+        models = chosen.models()
         bars = {one: read_training_bars(one, as_of) for one in (e.series for e in chosen.entries)}
         fits = {
             name: train.submit(
-                name, [bars[one] for one in members], group.features, group.model, group.training
+                name,
+                [bars[one] for one in spec.series],
+                spec.group.features,
+                spec.group.model,
+                spec.group.training,
             )
-            for name, (members, group) in models.items()
+            for name, spec in models.items()
         }
         registered = [
             register_model(
-                run_id, as_of, name, models[name][0], fit.result(), models[name][1].promotion_margin
+                run_id,
+                as_of,
+                name,
+                models[name].series,
+                fit.result(),
+                models[name].group.promotion_margin,
             )
             for name, fit in fits.items()
         ]
         summarise_models(registered)
 
         explained = {name: models_to_explain(name) for name in models}
-        groups = {name: members for name, (members, _) in models.items()}
+        groups = {name: spec.series for name, spec in models.items()}
         written = explain(run_id, groups, bars, explained, chosen.analysis)
         return NightlyReport(loads=loads, models=registered, analytics=written)

@@ -2,7 +2,6 @@
 
 import json
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -13,15 +12,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
-from attnviz import config
 from attnviz.analysis import Analysis, AnalysisConfig, analyze, reference_confidence
+from attnviz.checkpoint import CheckpointError, TrainedModel
 from attnviz.faults import crash_point
 from attnviz.features import FEATURES, make_windows
-from attnviz.render_pool import RenderJob, render_jobs
 from attnviz.series import Series
-from attnviz.train import CheckpointError, TrainedModel
 from tasks.cache import CACHE_EXPIRATION, cache_key, file_digest, frame_digest
-from tasks.writer import open_warehouse
+from tasks.turns import open_warehouse
 from warehouse.attention import store_analysis
 
 
@@ -119,84 +116,6 @@ def analyze_series(
     return result
 
 
-def _labels(
-    bars: pl.DataFrame, last: datetime, size: int, interval: str
-) -> tuple[list[str], pl.Series]:
-    """Tick labels of the ``size`` bars ending at ``last``, and their times."""
-    times = bars.filter(pl.col("ts") <= last)["ts"].tail(size)
-    fmt = "%Y-%m-%d" if interval in ("1d", "1w") else "%m-%d %H:%M"
-    return times.dt.strftime(fmt).to_list(), times
-
-
-@task(name="render", task_run_name="render {series.label}", cache_policy=NO_CACHE)
-def render(run_id: str, series: Series, analysis: Analysis, bars: pl.DataFrame) -> pl.DataFrame:
-    """Render the series' PNGs in worker processes; returns the ``figures`` rows."""
-    crash_point("render")
-    latest = analysis.latest
-    labels, times = _labels(bars, latest["ts"], latest["attention"].shape[-1], series.interval)
-    folder = (config.home() / "figures" / run_id / "_".join(series.key)).resolve()
-    title = f"{series.symbol} {series.interval}, window ending {labels[-1]}"
-    window = analysis.window.join(bars.select("ts", "close"), on="ts", how="left")
-    heads = analysis.heads
-    n_layers, n_heads = latest["attention"].shape[:2]
-    jobs = {
-        "attention_grid": {
-            "attention": latest["attention"],
-            "labels": labels,
-            "title": f"Attention: {title}",
-        },
-        "rollout": {
-            "rollout": latest["rollout"],
-            "labels": labels,
-            "title": f"Attention rollout: {title}",
-        },
-        "flow": {
-            "weights": latest["rollout"],
-            "labels": labels,
-            "title": f"Attention flow diagram (rollout): {title}",
-        },
-        "timeline": {
-            "ts": window["ts"].dt.replace_time_zone(None).to_numpy(),
-            "close": window["close"].to_numpy(),
-            "confidence": window["calibrated_confidence"].to_numpy(),
-            "collapse": window["collapse"].to_numpy(),
-            "regime": window["regime_change"].to_numpy(),
-            "title": f"{series.symbol} {series.interval}: calibrated confidence, evaluation period",
-        },
-        "attribution": {
-            "features": list(FEATURES),
-            "scores": latest["scores"],
-            "title": f"Feature attribution by method: {title}",
-        },
-        "heads": {
-            "specialisation": heads.filter(pl.col("head") == 0)["specialisation"].to_numpy(),
-            "head_confidence": heads["mean_confidence"].to_numpy().reshape(n_layers, n_heads),
-            "patterns": heads["dominant_pattern"].to_numpy().reshape(n_layers, n_heads).tolist(),
-            "title": f"{series.symbol} {series.interval}: heads over the evaluation period",
-        },
-    }
-    sizes = render_jobs(
-        [RenderJob(kind, folder / f"{kind}.png", kwargs) for kind, kwargs in jobs.items()]
-    )
-    spans = {
-        kind: (times[0], times[-1]) for kind in ("attention_grid", "rollout", "flow", "attribution")
-    }
-    period = (window["ts"][0], window["ts"][-1])
-    return pl.DataFrame(
-        {
-            "kind": list(jobs),
-            "layer": None,
-            "head": None,
-            "ts_start": [spans.get(kind, period)[0] for kind in jobs],
-            "ts_end": [spans.get(kind, period)[1] for kind in jobs],
-            "path": [str(folder / f"{kind}.png") for kind in jobs],
-            "width": [w for w, _ in sizes],
-            "height": [h for _, h in sizes],
-        },
-        schema_overrides={"layer": pl.Int32, "head": pl.Int32},
-    )
-
-
 @task(name="store-analysis", task_run_name="store {series.label}", cache_policy=NO_CACHE)
 def store(
     run_id: str, series: Series, active: dict[str, Any], analysis: Analysis, figures: pl.DataFrame
@@ -227,7 +146,7 @@ def summarise_analysis(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> 
         last = analysis.window.row(-1, named=True)
         top = {
             method: FEATURES[int(np.argmax(scores))]
-            for method, scores in analysis.latest["scores"].items()
+            for method, scores in analysis.latest.scores.items()
         }
         changes = int(analysis.window["regime_change"].sum())
         lines.append(

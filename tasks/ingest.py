@@ -14,7 +14,7 @@ from attnviz.faults import crash_point
 from attnviz.quality import Validation, validate_received
 from attnviz.series import Series
 from attnviz.sources import BarRequest, BarSource, Received, SourceError, make_source
-from tasks.writer import open_warehouse
+from tasks.turns import open_warehouse
 from warehouse.bars import (
     Repair,
     SeriesLoad,

@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from attnviz import config
 from attnviz.bars import floor
 from attnviz.faults import crash_point
-from tasks.writer import open_warehouse, run_turn
+from tasks.turns import open_warehouse, run_turn
 from warehouse.runs import finish_run, mark_crashed, start_run, work_key
 from warehouse.snapshot import check_live, publish_snapshot
 
@@ -92,7 +92,7 @@ def _close_failed(run_id: str, error: BaseException) -> None:
 def recorded_run(flow: str, parameters: dict[str, Any], as_of: datetime) -> Iterator[str]:
     """Run the block as the work (flow, parameters, as_of), recorded in ``runs``.
 
-    The run first takes its turn at the warehouse (:func:`tasks.writer.run_turn`),
+    The run first takes its turn at the warehouse (:func:`tasks.turns.run_turn`),
     which it holds until its row is closed. Its row is opened, then closed as
     succeeded or failed with the reason (a SIGTERM too, raised as an exception by
     Prefect; only a process that dies outright leaves it open, for the next run to

@@ -12,23 +12,18 @@ from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from attnviz import config
+from attnviz.checkpoint import CheckpointError, TrainedModel
 from attnviz.faults import crash_point
 from attnviz.features import FeatureConfig
+from attnviz.metrics import metrics
 from attnviz.model import ModelConfig
+from attnviz.registry import promotion
 from attnviz.series import Series
-from attnviz.train import (
-    CheckpointError,
-    FitResult,
-    TrainConfig,
-    TrainedModel,
-    fit_series,
-    metrics,
-    promotion,
-)
+from attnviz.train import FitResult, TrainConfig, fit_series
 from tasks.cache import CACHE_EXPIRATION, cache_key, frame_digest
-from tasks.writer import open_warehouse
+from tasks.turns import open_warehouse
 from warehouse.bars import read_bars
-from warehouse.models import (
+from warehouse.registry import (
     ModelRow,
     active_at,
     active_model,

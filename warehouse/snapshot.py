@@ -12,13 +12,13 @@ from. A run checks the live file the same way before it starts
 (:func:`check_live`), so it never writes into a damaged warehouse.
 """
 
-import os
 import shutil
 from contextlib import ExitStack, closing
 from pathlib import Path
 
 import duckdb
 
+from attnviz.atomic import replacing
 from warehouse.db import WarehouseCorrupt, WarehouseError, check_integrity, connect
 from warehouse.locks import WarehouseBusy, file_lock, runs_lock_path, write_lock_path
 
@@ -46,20 +46,18 @@ def publish_snapshot(database: Path, snapshot: Path, wait: float) -> bool:
         except WarehouseBusy:
             return False
         held.enter_context(file_lock(write_lock_path(database), wait, what="warehouse write lock"))
-        partial = snapshot.with_name(snapshot.name + ".partial")
-        try:
-            _checkpoint(database)
+        _checkpoint(database)
+        with replacing(snapshot) as partial:
             shutil.copyfile(database, partial)
-            check_integrity(partial)
-            os.replace(partial, snapshot)
-        except WarehouseCorrupt as error:
-            # The copy is byte for byte: what is wrong with it is wrong with the live file.
-            problem = str(error).replace(str(partial), str(database))
-            raise WarehouseCorrupt(
-                f"{problem}. The snapshot was not published; {recovery_advice(database, snapshot)}"
-            ) from error
-        finally:
-            partial.unlink(missing_ok=True)  # gone already when it was published
+            try:
+                check_integrity(partial)
+            except WarehouseCorrupt as error:
+                # The copy is byte for byte: what is wrong with it is wrong with the live file.
+                problem = str(error).replace(str(partial), str(database))
+                advice = recovery_advice(database, snapshot)
+                raise WarehouseCorrupt(
+                    f"{problem}. The snapshot was not published; {advice}"
+                ) from error
     return True
 
 

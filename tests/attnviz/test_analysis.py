@@ -56,7 +56,7 @@ def test_every_window_gets_every_row(setup) -> None:
     assert window["ts"].to_list() == sorted(window["ts"].to_list())
     assert window["jsd_prev_window"].is_nan().to_list() == [True] + [False] * (n - 1)
     assert all(len(lags) == SETTINGS.top_k for lags in window["rollout_top_lags"])
-    assert result.latest["attention"].shape == (3, 2, t, t)
+    assert result.latest.attention.shape == (3, 2, t, t)
 
 
 def test_batching_does_not_change_any_number(setup) -> None:

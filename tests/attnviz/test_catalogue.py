@@ -1,11 +1,13 @@
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from attnviz import config
-from attnviz.catalogue import CatalogueError, batches, load_catalogue
-from attnviz.sources import SOURCES
+from attnviz.catalogue import CatalogueError, batches, load_catalogue, model_groups
+from attnviz.series import Series
+from attnviz.sources import SOURCES, SourceName
 
 LIVE = config.REPO_ROOT / "catalogues" / "live.yaml"
 
@@ -125,7 +127,16 @@ def test_select_filters_and_names_a_symbol_it_lacks() -> None:
         catalogue.select(symbols=["TSLA", "IBM"])
 
 
-def test_every_source_is_offered_by_the_cli() -> None:
-    from attnviz.cli import SOURCE_NAMES
+def test_every_source_is_a_flow_parameter_choice() -> None:
+    assert get_args(SourceName) == tuple(SOURCES)
 
-    assert set(SOURCE_NAMES) == set(SOURCES)
+
+def test_one_model_per_series_or_one_per_interval_when_pooled() -> None:
+    series = [Series(symbol="AAPL"), Series(symbol="IBM"), Series(symbol="EURUSD", interval="1h")]
+    assert list(model_groups(series, pool=False)) == [
+        "sample/AAPL/1d",
+        "sample/IBM/1d",
+        "sample/EURUSD/1h",
+    ]
+    pooled = model_groups(series, pool=True)
+    assert pooled == {"sample/AAPL/1d+sample/IBM/1d": series[:2], "sample/EURUSD/1h": series[2:]}

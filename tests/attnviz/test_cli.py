@@ -134,6 +134,7 @@ def test_csv_writes_list_columns_as_json(capsys: pytest.CaptureFixture[str]) -> 
         (["ingest", "--repair"], "--repair replaces what is stored in the range: add --full"),
         (["ingest", "--ts-format", "%m/%d/%Y"], "are for --source files, not the catalogue"),
         (["ingest", "--source", "files"], "--source files needs --path"),
+        (["ingest", "--source", "bloomberg"], "unknown source 'bloomberg'; expected one of"),
     ],
 )
 def test_arguments_that_cannot_work_fail_before_any_run(

@@ -7,20 +7,12 @@ import polars as pl
 import pytest
 import torch
 
+from attnviz.checkpoint import CheckpointError, TrainedModel
 from attnviz.features import FeatureConfig
+from attnviz.metrics import auc, metrics, naive_predictions
 from attnviz.model import AttentionTransformer, ModelConfig
-from attnviz.train import (
-    CheckpointError,
-    Prepared,
-    TrainConfig,
-    TrainedModel,
-    TrainingDiverged,
-    auc,
-    fit_series,
-    metrics,
-    naive_predictions,
-    train_model,
-)
+from attnviz.objective import Prepared
+from attnviz.train import TrainConfig, TrainingDiverged, fit_series, train_model
 
 FEATURES = FeatureConfig(seq_len=20, horizon=3)
 MODEL = ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0)
@@ -120,7 +112,6 @@ def test_metrics_against_hand_computed_values() -> None:
 
 
 def test_a_saved_model_loads_back_and_predicts_the_same(tmp_path, random_walk) -> None:
-    from attnviz.train import TrainedModel
 
     fit = fit_series(
         [random_walk(600, seed=4)], FEATURES, MODEL, TrainConfig(epochs=1), log=lambda _: None
@@ -150,14 +141,14 @@ def test_a_saved_model_loads_back_and_predicts_the_same(tmp_path, random_walk) -
     ],
 )
 def test_promotion_rule(val_loss: float, active: float | None, status: str, reason: str) -> None:
-    from attnviz.train import promotion
+    from attnviz.registry import promotion
 
     decided, why = promotion(val_loss, active, margin=0.05)
     assert decided == status and reason in why
 
 
 def test_an_active_model_that_cannot_be_read_is_replaced_but_never_by_a_nan_model() -> None:
-    from attnviz.train import promotion
+    from attnviz.registry import promotion
 
     problem = "v1: cannot read checkpoint /m/x-v1.pt: RuntimeError: bad zip"
     status, why = promotion(1.0, None, margin=0.05, active_unreadable=problem)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flows.server import local_server, stop
+from flows.api_server import local_server, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.server]
 

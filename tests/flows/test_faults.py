@@ -41,7 +41,7 @@ from attnviz.analysis import AnalysisConfig
 from attnviz.faults import STAGES
 from attnviz.series import Series
 from catalogues import write_catalogue
-from flows.server import local_server
+from flows.api_server import local_server
 from warehouse.runs import reap_crashed_runs
 
 pytestmark = pytest.mark.e2e

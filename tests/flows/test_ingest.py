@@ -10,7 +10,8 @@ from prefect.exceptions import ParameterTypeError
 
 import tasks.ingest
 from attnviz.catalogue import CatalogueError
-from flows.ingest import IngestError, ingest
+from flows.ingest import ingest
+from flows.steps import IngestError
 from warehouse.db import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]

@@ -20,7 +20,8 @@ from bybit_server import BybitServer, random_walk
 
 from attnviz.bars import BarDataError
 from attnviz.sources import yfinance
-from flows.ingest import IngestError, ingest
+from flows.ingest import ingest
+from flows.steps import IngestError
 from tasks.ingest import open_source
 from warehouse.db import connect
 

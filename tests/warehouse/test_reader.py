@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from warehouse.db import WarehouseError, connect, query
-from warehouse.models import list_models
+from warehouse.registry import list_models
 from warehouse.snapshot import publish_snapshot
 
 REFUSED_FILE = r"disabled (by|through) configuration"  # DuckDB's words for a closed file door

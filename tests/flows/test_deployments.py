@@ -4,7 +4,7 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from attnviz import config
-from flows.serve import DEPLOYMENTS_FILE, load_deployments
+from flows.deployments import DEPLOYMENTS_FILE, load_deployments
 
 
 def test_prefect_yaml_declares_the_scheduled_deployments_with_valid_defaults() -> None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from warehouse.db import WarehouseError, connect
-from warehouse.models import (
+from warehouse.registry import (
     ModelRow,
     active_at,
     active_model,

@@ -1,0 +1,93 @@
+"""What a network is given and how it is scored: scaled windows, the multi-task loss, predictions.
+
+Training, model selection and analysis all go through these, so a model is judged
+the same way wherever it is judged.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnviz.features import (
+    Scaler,
+    Windows,
+)
+from attnviz.model import Predictions
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One split part ready for a model: scaled inputs and targets in training units."""
+
+    x: torch.Tensor
+    ret: torch.Tensor
+    direction: torch.Tensor
+    vol: torch.Tensor
+
+    @classmethod
+    def of(cls, windows: Windows, scaler: Scaler, target_scale: float) -> "Prepared":
+        return cls(
+            x=torch.from_numpy(scaler.transform(windows.x)),
+            ret=torch.from_numpy(windows.next_return / target_scale),
+            direction=torch.from_numpy(windows.direction),
+            vol=torch.from_numpy(windows.future_vol / target_scale),
+        )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batch(self, index: torch.Tensor) -> "Prepared":
+        return Prepared(self.x[index], self.ret[index], self.direction[index], self.vol[index])
+
+
+def multitask_loss(
+    predictions: Predictions, target: Prepared, weights: tuple[float, float, float]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of return MSE, direction BCE and volatility MSE; also each part."""
+    parts = {
+        "return": F.mse_loss(predictions.ret, target.ret),
+        "direction": F.binary_cross_entropy_with_logits(
+            predictions.direction_logit, target.direction
+        ),
+        "vol": F.mse_loss(predictions.vol, target.vol),
+    }
+    total = sum(w * loss for w, loss in zip(weights, parts.values(), strict=True))
+    return total, {name: loss.item() for name, loss in parts.items()}
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, data: Prepared, weights: tuple[float, float, float], rescale: float = 1.0
+) -> float:
+    """Multi-task loss of ``model`` over ``data`` in eval mode.
+
+    ``rescale`` converts the model's return and volatility outputs into the units of
+    ``data`` (its own target scale over the data's), so models trained with
+    different target scales are judged on the same footing.
+    """
+    model.eval()
+    total = 0.0
+    for start in range(0, len(data), 1024):
+        part = data.batch(torch.arange(start, min(start + 1024, len(data))))
+        out = model(part.x)
+        out = Predictions(
+            ret=out.ret * rescale, direction_logit=out.direction_logit, vol=out.vol * rescale
+        )
+        loss, _ = multitask_loss(out, part, weights)
+        total += loss.item() * len(part)
+    return total / len(data)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, target_scale: float) -> dict[str, np.ndarray]:
+    """Predictions for scaled windows ``x``, in real units (log return, probability, volatility)."""
+    model.eval()
+    parts = [model(x[start : start + 1024]) for start in range(0, len(x), 1024)]
+    return {
+        "ret": torch.cat([p.ret for p in parts]).numpy() * target_scale,
+        "prob": torch.cat([p.direction_prob for p in parts]).numpy(),
+        "vol": torch.cat([p.vol for p in parts]).numpy() * target_scale,
+    }
