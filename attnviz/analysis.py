@@ -1,27 +1,40 @@
 """Analyse a trained model over an evaluation period, window by window, in bounded memory.
 
-``analyze`` streams the windows through the model in batches: each batch's
-attention (B, L, H, T, T) is reduced to table rows at once and dropped, so
-memory does not grow with the number of windows. It returns polars frames
-shaped like the warehouse tables (without the run and series keys), and the
+``analyze`` is a short loop: :class:`BatchStep` turns each batch of windows into its
+table rows (:mod:`attnviz.analysis_tables`) and per-head sums, so a batch's attention
+(B, L, H, T, T) is dropped once measured and memory does not grow with the number of
+windows; what one batch hands the next is a :class:`Carry`. The rows are then joined,
+the series-wide monitors added and the sums averaged into the head summary: polars
+frames shaped like the warehouse tables (without the run and series keys), and the
 latest window's matrices for the figures.
 """
 
+import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
 from typing import Annotated
 
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from attnviz import attention as att
-from attnviz.attribution import attention_attribution, integrated_gradients, normalise, ranks
+from attnviz.analysis_tables import (
+    BatchRows,
+    HeadTotals,
+    head_summary,
+    score_rows,
+    timestep_rows,
+    utc,
+    with_monitors,
+)
 from attnviz.checkpoint import TrainedModel
 from attnviz.features import FEATURES, Windows
-from attnviz.maxflow import attention_flow
+from attnviz.importance import importance, top_lags
+from attnviz.model import AttentionTransformer, Predictions
 
 EVENT_FEATURES = [FEATURES.index("log_return"), FEATURES.index("volume_change")]
 
@@ -99,12 +112,30 @@ class Analysis:
     latest: LatestWindow
 
 
-def head_confidence(a: torch.Tensor) -> torch.Tensor:
-    """Row q's confidence of every head, (B, L, H, T, T) -> (B, L, H)."""
-    return att.confidence(a[..., -1, :])
+@dataclass(frozen=True)
+class Carry:
+    """What a batch hands on: its last window's rollout row and matrices.
+
+    Attributes
+    ----------
+    rollout_row
+        (T,) attention rollout row of the batch's last window: the next window's
+        stability is measured against it.
+    latest
+        The batch's last window's matrices; the last batch's are the figures'.
+    """
+
+    rollout_row: torch.Tensor
+    latest: LatestWindow
 
 
 @torch.no_grad()
+def attend(model: AttentionTransformer, x: torch.Tensor) -> tuple[Predictions, torch.Tensor]:
+    """The model's predictions for windows ``x`` and its attention, (B, L, H, T, T)."""
+    predictions, attention = model(x, return_attention=True)
+    return predictions, att.stack(attention)
+
+
 def reference_confidence(
     trained: TrainedModel, windows: Windows, batch_size: int = 256
 ) -> torch.Tensor:
@@ -112,102 +143,97 @@ def reference_confidence(
     x = trained.prepare(windows).x
     return torch.cat(
         [
-            head_confidence(
-                att.stack(trained.model(x[i : i + batch_size], return_attention=True)[1])
-            )
+            att.head_confidence(attend(trained.model, x[i : i + batch_size])[1])
             for i in range(0, len(x), batch_size)
         ]
     )
 
 
-def _utc(ts: np.ndarray) -> pl.Series:
-    return pl.Series("ts", ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+@dataclass(frozen=True)
+class BatchStep:
+    """Every measure of one batch of consecutive windows, as table rows.
 
-
-def _timestep_rows(
-    ts: np.ndarray, a: torch.Tensor, mean: torch.Tensor, codes: torch.Tensor, k: int
-) -> pl.DataFrame:
-    """Per (window, layer, head) rows of ``a`` and, as head -1, of the head mean ``mean``."""
-    row = torch.cat([a[..., -1, :], mean[..., -1, :]], 2)
-    n, layers, heads = row.shape[:3]
-    head = np.arange(heads)
-    head[-1] = -1
-    values = {
-        "entropy": att.entropy(row),
-        "norm_entropy": 1 - att.confidence(row),
-        "confidence": att.confidence(row),
-        "mean_row_entropy": torch.cat([att.mean_row_entropy(a), att.mean_row_entropy(mean)], 2),
-        "expected_distance": att.expected_distance(row),
-        "recent_mass": att.recent_mass(row, k),
-    }
-    return pl.DataFrame(
-        {
-            "ts": _utc(np.repeat(ts, layers * heads)),
-            "layer": np.tile(np.repeat(np.arange(layers), heads), n),
-            "head": np.tile(head, n * layers),
-            **{name: value.reshape(-1).numpy() for name, value in values.items()},
-            "pattern": np.array(att.PATTERNS)[codes.reshape(-1).numpy()],
-        }
-    )
-
-
-def _long(
-    ts: np.ndarray, by_method: dict[str, torch.Tensor], column: str, labels: np.ndarray
-) -> pl.DataFrame:
-    """(B, K) scores per method -> rows (ts, <column>, method, score, rank)."""
-    frames = []
-    for method, scores in by_method.items():
-        n, k = scores.shape
-        frames.append(
-            pl.DataFrame(
-                {
-                    "ts": _utc(np.repeat(ts, k)),
-                    column: np.tile(labels, n),
-                    "method": method,
-                    "score": scores.reshape(-1).numpy().astype(np.float64),
-                    "rank": ranks(scores).reshape(-1).numpy(),
-                }
-            )
-        )
-    return pl.concat(frames)
-
-
-def _importance(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    mean: torch.Tensor,
-    mixed: torch.Tensor,
-    config: AnalysisConfig,
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
-    """Position importance and feature scores of a batch by each method, and their agreement.
-
-    Returns (method -> (B, T) position scores, method -> (B, F) feature scores, (B,) Spearman
-    correlation of the rollout and Integrated-Gradients feature scores, NaN without IG).
+    Attributes
+    ----------
+    trained
+        The model explained.
+    previous
+        The previously active model, to measure how attention moved across the retrain.
+    usually_uniform
+        (L, H) whether each head was uniform in most training windows: such a head is
+        not "gone" uniform when it is uniform again.
+    config
+        Thresholds and switches.
     """
-    roll = att.rollout_mixed(mixed)[:, -1, :]
-    positions = {"attention_rollout": roll}
-    if config.flow:
-        flow = attention_flow(mixed.double().numpy())
-        positions["attention_flow"] = torch.from_numpy(flow).float()
-    scores = {
-        "attention_rollout": attention_attribution(x, roll),
-        "attention_last_layer": attention_attribution(x, mean[:, -1, -1, :]),
-    }
-    agreement = torch.full((len(x),), torch.nan)
-    if config.ig_steps:
-        gradients = integrated_gradients(model, x, config.ig_steps)
-        scores["integrated_gradients"] = normalise(gradients.abs().sum(1))
-        positions["integrated_gradients"] = normalise(gradients.abs().sum(-1))
-        agreement = att.spearman(scores["attention_rollout"], scores["integrated_gradients"])
-    return positions, scores, agreement
 
+    trained: TrainedModel
+    previous: TrainedModel | None
+    usually_uniform: torch.Tensor
+    config: AnalysisConfig
 
-def _top_lags(positions: dict[str, torch.Tensor], method: str, k: int) -> list[list[int]]:
-    """The k strongest lags of each window by ``method``, strongest first; empty if not computed."""
-    if method not in positions:
-        return [[] for _ in range(len(positions["attention_rollout"]))]
-    size = positions[method].shape[-1]
-    return (size - 1 - positions[method].topk(k).indices).tolist()
+    def __call__(self, windows: Windows, carry: Carry | None) -> tuple[BatchRows, Carry]:
+        """The rows of ``windows``, and what the next batch needs of them.
+
+        ``carry`` is what the batch before handed on; ``None`` for the first batch,
+        whose first window then has no stability scores (NaN).
+        """
+        config, ts, model = self.config, windows.end_ts, self.trained.model
+        x = self.trained.prepare(windows).x
+        predictions, a = attend(model, x)
+        confidence = att.head_confidence(a)
+        events = (x[..., EVENT_FEATURES].abs() > config.event_z).any(-1)
+        codes = att.pattern_class(a, events, config.recent_k, config.periods)
+        mean = att.head_mean(a).unsqueeze(2)
+        mixed = att.mixed_attention(mean[:, :, 0])
+        codes_mean = att.pattern_class(mean, events, config.recent_k, config.periods)
+        found = importance(model, x, mean[:, :, 0], mixed, config.flow, config.ig_steps)
+        roll = found.positions["attention_rollout"]
+        stability = att.consecutive_stability(
+            roll, carry.rollout_row if carry else None, config.top_k
+        )
+        gone_uniform = (codes == att.PATTERNS.index("uniform")) & ~self.usually_uniform
+        window = pl.DataFrame(
+            {
+                "ts": utc(ts),
+                "seed_confidence": confidence.mean(dim=(1, 2)).numpy(),
+                "rollout_top_lags": top_lags(found.positions, "attention_rollout", config.top_k),
+                "flow_top_lags": top_lags(found.positions, "attention_flow", config.top_k),
+                "jsd_prev_window": stability["jsd"].numpy(),
+                "topk_jaccard_prev_window": stability["topk_jaccard"].numpy(),
+                "spearman_prev_window": stability["spearman"].numpy(),
+                "jsd_prev_model": self._moved(windows, roll).numpy(),
+                "attention_ig_spearman": found.agreement.numpy(),
+                "head_gone_uniform": gone_uniform.flatten(1).any(1).numpy(),
+                "pred_return": predictions.ret.numpy() * self.trained.target_scale,
+                "pred_up_prob": predictions.direction_prob.numpy(),
+                "pred_vol": predictions.vol.numpy() * self.trained.target_scale,
+                "next_return": windows.next_return,
+                "direction": windows.direction,
+                "future_vol": windows.future_vol,
+            }
+        )
+        lags = np.arange(a.shape[-1] - 1, -1, -1)
+        rows = BatchRows(
+            timestep=timestep_rows(ts, a, mean, torch.cat([codes, codes_mean], 2), config.recent_k),
+            window=window,
+            attribution=score_rows(ts, found.features, "feature", np.array(FEATURES)),
+            positions=score_rows(ts, found.positions, "lag", lags).drop("rank"),
+            totals=HeadTotals.of(a, confidence, codes),
+        )
+        latest = LatestWindow(
+            ts=window["ts"][-1],
+            attention=a[-1].numpy(),
+            rollout=att.rollout_mixed(mixed[-1:])[0].numpy(),
+            scores={name: value[-1].numpy() for name, value in found.features.items()},
+        )
+        return rows, Carry(rollout_row=roll[-1], latest=latest)
+
+    def _moved(self, windows: Windows, roll: torch.Tensor) -> torch.Tensor:
+        """(B,) divergence of each rollout row from the previous model's; NaN without one."""
+        if self.previous is None:
+            return torch.full((len(roll),), torch.nan)
+        _, before = attend(self.previous.model, self.previous.prepare(windows).x)
+        return att.jensen_shannon(roll, att.rollout(before)[:, -1, :])
 
 
 def analyze(
@@ -231,134 +257,42 @@ def analyze(
         The previously active model, to measure how attention moved across the retrain.
     config
         Thresholds and batch size.
+
+    Raises
+    ------
+    ValueError
+        If there are no windows.
     """
-    if len(windows) == 0:
-        raise ValueError("no windows to analyse")
-    model = trained.model.eval()
-    x_all = trained.prepare(windows).x
-    x_before = previous.prepare(windows).x if previous is not None else None
-    parts: dict[str, list[pl.DataFrame]] = {
-        "timestep": [],
-        "window": [],
-        "attribution": [],
-        "positions": [],
-    }
-    confidence_sum, specialisation_sum, pattern_counts = 0.0, 0.0, 0
+    trained.model.eval()
     # A head that is uniform in most training windows is not "gone" uniform when it is again.
     usually_uniform = (reference <= 0.05).float().mean(0) >= 0.5
-    carry: torch.Tensor | None = None
-
-    for start in range(0, len(windows), config.batch_size):
-        batch = slice(start, start + config.batch_size)
-        x, ts = x_all[batch], windows.end_ts[batch]
-        with torch.no_grad():
-            predictions, attention = model(x, return_attention=True)
-        a = att.stack(attention)
-        size = a.shape[-1]
-
-        confidence = head_confidence(a)
-        events = (x[..., EVENT_FEATURES].abs() > config.event_z).any(-1)
-        codes = att.pattern_class(a, events, config.recent_k, config.periods)
-        uniform = codes == att.PATTERNS.index("uniform")
-        mean = att.head_mean(a).unsqueeze(2)
-        mixed = att.mixed_attention(mean[:, :, 0])
-        codes_mean = att.pattern_class(mean, events, config.recent_k, config.periods)
-        parts["timestep"].append(
-            _timestep_rows(ts, a, mean, torch.cat([codes, codes_mean], 2), config.recent_k)
-        )
-
-        positions, scores, agreement = _importance(model, x, mean[:, :, 0], mixed, config)
-        roll = positions["attention_rollout"]
-        stability = att.consecutive_stability(roll, carry, config.top_k)
-        carry = roll[-1]
-        if x_before is not None:
-            with torch.no_grad():
-                _, before = previous.model(x_before[batch], return_attention=True)
-            moved = att.jensen_shannon(roll, att.rollout(att.stack(before))[:, -1, :])
-        else:
-            moved = torch.full((len(x),), torch.nan)
-
-        lags = np.arange(size - 1, -1, -1)
-        parts["attribution"].append(_long(ts, scores, "feature", np.array(FEATURES)))
-        parts["positions"].append(_long(ts, positions, "lag", lags).drop("rank"))
-
-        parts["window"].append(
-            pl.DataFrame(
-                {
-                    "ts": _utc(ts),
-                    "seed_confidence": confidence.mean(dim=(1, 2)).numpy(),
-                    "rollout_top_lags": _top_lags(positions, "attention_rollout", config.top_k),
-                    "flow_top_lags": _top_lags(positions, "attention_flow", config.top_k),
-                    "jsd_prev_window": stability["jsd"].numpy(),
-                    "topk_jaccard_prev_window": stability["topk_jaccard"].numpy(),
-                    "spearman_prev_window": stability["spearman"].numpy(),
-                    "jsd_prev_model": moved.numpy(),
-                    "attention_ig_spearman": agreement.numpy(),
-                    "head_gone_uniform": (uniform & ~usually_uniform).flatten(1).any(1).numpy(),
-                    "pred_return": predictions.ret.numpy() * trained.target_scale,
-                    "pred_up_prob": predictions.direction_prob.numpy(),
-                    "pred_vol": predictions.vol.numpy() * trained.target_scale,
-                    "next_return": windows.next_return[batch],
-                    "direction": windows.direction[batch],
-                    "future_vol": windows.future_vol[batch],
-                }
-            )
-        )
-        confidence_sum = confidence_sum + confidence.sum(0)
-        specialisation_sum = specialisation_sum + att.specialisation(a).sum(0)
-        pattern_counts = pattern_counts + F.one_hot(codes, len(att.PATTERNS)).sum(0)
-
-    window = _with_monitors(pl.concat(parts["window"]), reference, config)
+    step = BatchStep(trained, previous, usually_uniform, config)
+    parts: list[BatchRows] = []
+    carry: Carry | None = None
+    for batch in _batches(windows, config.batch_size):
+        rows, carry = step(batch, carry)
+        parts.append(rows)
+    if carry is None:
+        raise ValueError("no windows to analyse")
+    window = pl.concat(part.window for part in parts)
     return Analysis(
-        timestep=pl.concat(parts["timestep"]),
-        window=window,
-        attribution=pl.concat(parts["attribution"]),
-        positions=pl.concat(parts["positions"]),
-        heads=_head_summary(
-            confidence_sum / len(windows), specialisation_sum / len(windows), pattern_counts
+        timestep=pl.concat(part.timestep for part in parts),
+        window=with_monitors(
+            window,
+            reference,
+            collapse_floor=config.collapse_floor,
+            collapse_run=config.collapse_run,
+            cusum_k=config.cusum_k,
+            cusum_h=config.cusum_h,
         ),
-        latest=LatestWindow(
-            ts=window["ts"][-1],
-            attention=a[-1].numpy(),
-            rollout=att.rollout_mixed(mixed[-1:])[0].numpy(),
-            scores={name: value[-1].numpy() for name, value in scores.items()},
-        ),
+        attribution=pl.concat(part.attribution for part in parts),
+        positions=pl.concat(part.positions for part in parts),
+        heads=head_summary(reduce(operator.add, (part.totals for part in parts))),
+        latest=carry.latest,
     )
 
 
-def _with_monitors(
-    window: pl.DataFrame, reference: torch.Tensor, config: AnalysisConfig
-) -> pl.DataFrame:
-    """Add calibrated confidence and the collapse and regime-change flags (series-wide)."""
-    seed = torch.tensor(window["seed_confidence"].to_numpy())
-    trained_seed = reference.mean(dim=(1, 2)).to(seed.dtype)
-    calibrated = att.calibrate(seed, trained_seed)
-    low = (calibrated < config.collapse_floor) | torch.tensor(
-        window["head_gone_uniform"].to_numpy()
-    )
-    regime = att.cusum_changes(
-        seed, trained_seed.mean().item(), trained_seed.std().item(), config.cusum_k, config.cusum_h
-    )
-    return window.with_columns(
-        pl.Series("calibrated_confidence", calibrated.numpy()),
-        pl.Series("collapse", att.sustained(low, config.collapse_run).numpy()),
-        pl.Series("regime_change", regime.numpy()),
-    )
-
-
-def _head_summary(
-    confidence: torch.Tensor, specialisation: torch.Tensor, counts: torch.Tensor
-) -> pl.DataFrame:
-    """Per (layer, head): layer specialisation, dominant pattern and its share, mean confidence."""
-    layers, heads = confidence.shape
-    dominant = counts.argmax(-1)
-    return pl.DataFrame(
-        {
-            "layer": np.repeat(np.arange(layers), heads),
-            "head": np.tile(np.arange(heads), layers),
-            "specialisation": np.repeat(specialisation.numpy(), heads),
-            "dominant_pattern": np.array(att.PATTERNS)[dominant.reshape(-1).numpy()],
-            "pattern_share": (counts.max(-1).values / counts.sum(-1)).reshape(-1).numpy(),
-            "mean_confidence": confidence.reshape(-1).numpy(),
-        }
-    )
+def _batches(windows: Windows, size: int) -> Iterator[Windows]:
+    """``windows`` in consecutive batches of ``size`` (the last one may be smaller)."""
+    for start in range(0, len(windows), size):
+        yield windows.take(np.arange(start, min(start + size, len(windows))))

@@ -22,19 +22,30 @@ def stack(attention: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack([attention[f"layer_{i}"] for i in range(len(attention))], dim=1)
 
 
+def _entr(p: torch.Tensor) -> torch.Tensor:
+    """-p ln p elementwise, 0 where p = 0."""
+    terms: torch.Tensor = torch.special.entr(p)  # torch.special declares no types
+    return terms
+
+
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """Shannon entropy (nats) over the last dimension; 0 log 0 = 0."""
-    return torch.special.entr(p).sum(-1)
+    return _entr(p).sum(-1)
 
 
 def mean_row_entropy(a: torch.Tensor) -> torch.Tensor:
     """Entropy averaged over all query rows, (..., T, T) -> (...): one pass over the matrices."""
-    return torch.special.entr(a).sum((-1, -2)) / a.shape[-2]
+    return _entr(a).sum((-1, -2)) / a.shape[-2]
 
 
 def confidence(p: torch.Tensor) -> torch.Tensor:
     """1 - entropy / ln T over the last dimension: 1 for one-hot, 0 for uniform attention."""
     return 1 - entropy(p) / math.log(p.shape[-1])
+
+
+def head_confidence(a: torch.Tensor) -> torch.Tensor:
+    """Row q's confidence of every head, (B, L, H, T, T) -> (B, L, H)."""
+    return confidence(a[..., -1, :])
 
 
 def expected_distance(row: torch.Tensor) -> torch.Tensor:
@@ -94,7 +105,8 @@ def spearman(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ry = y.argsort(-1).argsort(-1).to(torch.float64)
     rx = rx - rx.mean(-1, keepdim=True)
     ry = ry - ry.mean(-1, keepdim=True)
-    return (rx * ry).sum(-1) / (rx.norm(dim=-1) * ry.norm(dim=-1))
+    norms: torch.Tensor = rx.norm(dim=-1) * ry.norm(dim=-1)  # Tensor.norm declares no type
+    return (rx * ry).sum(-1) / norms
 
 
 def topk_jaccard(x: torch.Tensor, y: torch.Tensor, k: int, shift: int = 0) -> torch.Tensor:
@@ -193,7 +205,8 @@ def pattern_class(
     row = a[..., -1, :]
     lags = size - 1 - torch.arange(size, device=a.device)
     # Mass within one bar of the diagonal, from the three diagonals alone (not a full pass).
-    band = sum(torch.diagonal(a, offset, -2, -1).sum(-1) for offset in (-1, 0, 1)) / size
+    below, diagonal, above = (torch.diagonal(a, offset, -2, -1).sum(-1) for offset in (-1, 0, 1))
+    band = (below + diagonal + above) / size
     rules = [
         confidence(row) <= 0.05,
         band >= 0.5,

@@ -33,9 +33,10 @@ def integrated_gradients(
     """
     model.eval()
     explainer = IntegratedGradients(lambda inputs: model(inputs).direction_logit)
-    return explainer.attribute(
+    gradients: torch.Tensor = explainer.attribute(  # captum declares no types
         x, baselines=torch.zeros_like(x), n_steps=n_steps, internal_batch_size=internal_batch_size
-    ).detach()
+    )
+    return gradients.detach()
 
 
 def ranks(scores: torch.Tensor) -> torch.Tensor:

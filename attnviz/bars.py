@@ -63,8 +63,13 @@ class BarDataError(ValueError):
 
 
 def check_interval(interval: str) -> str:
-    """Return ``interval`` if attnviz knows it (:data:`INTERVAL_NAMES`), else raise
-    :class:`BarDataError`."""
+    """Return ``interval`` if attnviz knows it (:data:`INTERVAL_NAMES`).
+
+    Raises
+    ------
+    BarDataError
+        If it does not, naming the intervals it knows.
+    """
     if interval not in INTERVAL_NAMES:
         raise BarDataError(
             f"unknown interval {interval!r}; expected one of {', '.join(INTERVAL_NAMES)}"

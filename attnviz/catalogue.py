@@ -190,8 +190,9 @@ class Catalogue(_Strict):
         symbols: Sequence[str] | None = None,
         intervals: Sequence[str] | None = None,
     ) -> list[Entry]:
-        """The entries matching every filter given (``None``: no filter), ready to fetch:
-        each with its source's shared options under its own (:meth:`options`).
+        """The entries matching every filter given (``None``: no filter), ready to fetch.
+
+        Each comes with its source's shared options under its own (:meth:`options`).
 
         Raises
         ------
@@ -218,11 +219,11 @@ def batches(entries: Sequence[Entry]) -> list[list[Entry]]:
     A source with a ``fetch_many`` method (yfinance) serves several tickers of one
     interval and the same options at once; every other entry is a group of its own.
     """
-    from attnviz.sources import SOURCES
+    from attnviz.sources import SOURCES, is_source_name
 
     groups: dict[object, list[Entry]] = {}
     for index, entry in enumerate(entries):
-        if hasattr(SOURCES[entry.source], "fetch_many"):
+        if is_source_name(entry.source) and hasattr(SOURCES[entry.source], "fetch_many"):
             key: object = (
                 entry.source,
                 entry.interval,

@@ -9,18 +9,12 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from attnviz.atomic import replacing
-from attnviz.features import (
-    FEATURES,
-    FeatureConfig,
-    Scaler,
-    Windows,
-)
+from attnviz.features import FEATURES, FeatureConfig, Scaler, Windows
 from attnviz.model import AttentionTransformer, ModelConfig
-from attnviz.objective import Prepared, evaluate_loss, predict
+from attnviz.objective import Forecast, Prepared, evaluate_loss, predict
 
 
 class CheckpointError(RuntimeError):
@@ -47,8 +41,8 @@ class TrainedModel:
         data = self.prepare(windows, target_scale)
         return evaluate_loss(self.model, data, weights, rescale=self.target_scale / target_scale)
 
-    def predict(self, windows: Windows) -> dict[str, np.ndarray]:
-        """Predictions for ``windows`` in real units."""
+    def predict(self, windows: Windows) -> Forecast:
+        """Forecasts for ``windows`` in real units."""
         return predict(self.model, self.prepare(windows).x, self.target_scale)
 
     def save(self, path: Path) -> None:

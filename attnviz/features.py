@@ -85,8 +85,9 @@ def compute_features(bars: pl.DataFrame, config: FeatureConfig) -> pl.DataFrame:
     """
     close, log_return = pl.col("close"), (pl.col("close") / pl.col("close").shift(1)).log()
     change = close.diff()
-    gain, loss = change.clip(lower_bound=0), (-change).clip(lower_bound=0)
-    wilder = {"alpha": 1 / config.rsi_period, "adjust": False}
+    # Wilder's average gain and loss over rsi_period bars.
+    gain = _wilder(change.clip(lower_bound=0), config.rsi_period)
+    loss = _wilder((-change).clip(lower_bound=0), config.rsi_period)
     macd = close.ewm_mean(span=config.macd_fast, adjust=False) - close.ewm_mean(
         span=config.macd_slow, adjust=False
     )
@@ -94,15 +95,18 @@ def compute_features(bars: pl.DataFrame, config: FeatureConfig) -> pl.DataFrame:
         "ts",
         log_return.alias("log_return"),
         log_return.rolling_std(config.vol_window).alias("volatility"),
-        (gain.ewm_mean(**wilder) / (gain.ewm_mean(**wilder) + loss.ewm_mean(**wilder)))
-        .fill_nan(0.5)
-        .alias("rsi"),
+        (gain / (gain + loss)).fill_nan(0.5).alias("rsi"),
         ((pl.col("high") - pl.col("low")) / close).alias("range"),
         ((close - pl.col("open")) / pl.col("open")).alias("body"),
         ((pl.col("volume") + 1) / (pl.col("volume").shift(1) + 1)).log().alias("volume_change"),
         ((macd - macd.ewm_mean(span=config.macd_signal, adjust=False)) / close).alias("macd_hist"),
         (close / close.rolling_mean(config.ma_window) - 1).alias("ma_distance"),
     )
+
+
+def _wilder(values: pl.Expr, period: int) -> pl.Expr:
+    """Wilder's smoothing of ``values``: an exponential average with alpha = 1 / ``period``."""
+    return values.ewm_mean(alpha=1 / period, adjust=False)
 
 
 def compute_targets(bars: pl.DataFrame, config: FeatureConfig) -> pl.DataFrame:
@@ -226,4 +230,6 @@ class Scaler:
         return cls(mean=flat.mean(axis=0), std=np.maximum(flat.std(axis=0), 1e-8))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
+        """Standardise (..., n_features) values with the fitted mean and std, as float32."""
+        scaled: np.ndarray = (x - self.mean) / self.std
+        return scaled.astype(np.float32)

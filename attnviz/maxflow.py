@@ -90,7 +90,9 @@ def attention_flow(mixed: np.ndarray, q: int = -1) -> np.ndarray:
     if n_layers == 1:
         return mixed[..., 0, q, :].copy()
     if n_layers == 2:
-        return np.minimum(mixed[..., 0, :, :], mixed[..., 1, q, :, None]).sum(axis=-2)
+        minima = np.minimum(mixed[..., 0, :, :], mixed[..., 1, q, :, None])
+        sum_of_minima: np.ndarray = minima.sum(axis=-2)
+        return sum_of_minima
     windows = mixed.reshape(-1, *mixed.shape[-3:])
     flows = np.array([_window_flow(window, q) for window in windows])
     return flows.reshape(*mixed.shape[:-3], n_positions)
@@ -283,4 +285,5 @@ def _chunk_flow(network: _Network, mixed: np.ndarray, q: int, sources: np.ndarra
         cut_capacity = to_unreached[2:].reshape(network.copies, -1).sum(axis=1)
         cut_capacity += from_source.reshape(network.copies, -1).sum(axis=1)
         upper = np.minimum(upper, lower + cut_capacity)
-    return ((lower + upper) / 2)[: len(sources)]
+    middle: np.ndarray = (lower + upper) / 2
+    return middle[: len(sources)]

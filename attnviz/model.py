@@ -16,7 +16,7 @@ prediction, which is made from the last position (the query row q = T - 1).
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,7 @@ class PredictionHeads(nn.Module):
         self.out = nn.Linear(width, 3)
 
     def forward(self, h: torch.Tensor) -> Predictions:
+        """Predictions from (batch, width) summary vectors."""
         ret, logit, vol = self.out(self.norm(h)).unbind(-1)
         return Predictions(ret=ret, direction_logit=logit, vol=F.softplus(vol))
 
@@ -91,6 +92,7 @@ class SelfAttention(nn.Module):
     def forward(
         self, x: torch.Tensor, return_attention: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend over (batch, seq, width) inputs; the probabilities only if asked for."""
         batch, seq, width = x.shape
         q, k, v = (
             t.view(batch, seq, self.n_heads, width // self.n_heads).transpose(1, 2)
@@ -124,6 +126,7 @@ class EncoderLayer(nn.Module):
     def forward(
         self, x: torch.Tensor, return_attention: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The layer's output and, if asked for, its attention probabilities."""
         attended, probs = self.attn(self.norm1(x), return_attention)
         x = x + self.drop(attended)
         return x + self.drop(self.mlp(self.norm2(x))), probs
@@ -149,7 +152,9 @@ class AttentionTransformer(nn.Module):
         ``AttentionTransformer(input_dim=8, d_model=64, n_heads=4, n_layers=3, dropout=0.1)``.
     """
 
-    def __init__(self, config: ModelConfig | None = None, **sizes: int | float) -> None:
+    positions: torch.Tensor  # (max_len, d_model) fixed encodings: a buffer, not a parameter
+
+    def __init__(self, config: ModelConfig | None = None, **sizes: Any) -> None:
         super().__init__()
         self.config = config or ModelConfig(**sizes)
         self.input = nn.Linear(self.config.input_dim, self.config.d_model)
@@ -172,14 +177,14 @@ class AttentionTransformer(nn.Module):
             h, probs = layer(h, return_attention)
             if return_attention:
                 attention[f"layer_{index}"] = probs
-        predictions = self.heads(h[:, -1])
+        predictions: Predictions = self.heads(h[:, -1])
         return (predictions, attention) if return_attention else predictions
 
 
 class LSTMBaseline(nn.Module):
     """The chapter's comparison model: an LSTM with the same heads and no attention."""
 
-    def __init__(self, config: ModelConfig | None = None, **sizes: int | float) -> None:
+    def __init__(self, config: ModelConfig | None = None, **sizes: Any) -> None:
         super().__init__()
         self.config = config or ModelConfig(**sizes)
         self.lstm = nn.LSTM(
@@ -194,4 +199,5 @@ class LSTMBaseline(nn.Module):
     def forward(self, x: torch.Tensor) -> Predictions:
         """Predict from (batch, seq, input_dim) windows."""
         out, _ = self.lstm(x)
-        return self.heads(out[:, -1])
+        predictions: Predictions = self.heads(out[:, -1])
+        return predictions

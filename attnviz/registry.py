@@ -1,14 +1,29 @@
-"""The model registry's records: what a version is, and the rules that decide its status.
+"""The model registry's records, and the rules that decide what a new version's record says.
 
-The warehouse stores these (:mod:`warehouse.registry`); the tasks only call the
-rules and the storage. Nothing here reads a file or a database.
+After training (:func:`attnviz.train.fit_series`) a version is decided in three steps:
+the active version is judged on the new model's own validation and test windows
+(:func:`compare_with_active`), :func:`promotion` says whether the new model takes
+over, and :func:`new_version` puts it all in the row to register. The warehouse
+stores rows and reads them back as :class:`ModelRecord` (:mod:`warehouse.registry`);
+the tasks only call these rules and that storage. Nothing here touches a database:
+the one file read is the active version's checkpoint.
+
+Reading the registry (the warehouse, ``attnviz models``) imports this module, so torch,
+which only judging a model needs, is imported by :func:`compare_with_active` when called.
 """
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from attnviz.series import Series
+
+if TYPE_CHECKING:
+    from attnviz.train import FitResult, SplitRanges
 
 # A version's status: the one ``active`` version of a name is the one that is explained;
 # ``retired`` ones were active once; ``rejected`` ones never were.
@@ -17,10 +32,18 @@ ModelStatus = Literal["active", "retired", "rejected"]
 # Split part -> (first, last window end), UTC.
 Ranges = dict[str, tuple[datetime, datetime]]
 
+PARTS = ("train", "val", "test")
+
+# The models whose test metrics every version records: it, its LSTM baseline and the naive
+# forecast; ``previous_active`` joins them when the active version was judged on the same windows.
+TESTED_MODELS = ("transformer", "lstm", "naive")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 @dataclass(frozen=True)
-class ModelRecord:
-    """A version as the registry holds it, JSON columns decoded.
+class ModelRow:
+    """A version as the run that trained it decided it: the row the registry inserts.
 
     Attributes
     ----------
@@ -38,8 +61,8 @@ class ModelRecord:
         Model (``transformer``, ``lstm``, ``naive``, ``previous_active``) -> test metrics.
     previous_val_loss
         The then-active model's loss on this version's validation windows, if comparable.
-    active_from, active_until
-        Logical times (of the runs) between which this version was the active one.
+    checkpoint
+        The checkpoint file (absolute).
     """
 
     name: str
@@ -55,9 +78,25 @@ class ModelRecord:
     val_loss: float
     previous_val_loss: float | None
     checkpoint: Path
-    created_at: datetime
     status: ModelStatus
     status_reason: str
+
+
+@dataclass(frozen=True)
+class ModelRecord(ModelRow):
+    """A version as the registry holds it: its row, JSON columns decoded, and its history.
+
+    Attributes
+    ----------
+    created_at
+        When it was registered (wall-clock time).
+    active_from, active_until
+        Logical times (of the runs) between which this version was the active one.
+    retired_by
+        The run whose version replaced it.
+    """
+
+    created_at: datetime
     active_from: datetime | None
     active_until: datetime | None
     retired_by: str | None
@@ -75,12 +114,69 @@ class ModelsToExplain:
     previous: ModelRecord | None
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The active version judged on a new model's validation and test windows.
+
+    All ``None`` when there is no active version, or when it reads other windows
+    (another feature config) and so cannot be judged on the same ones.
+
+    Attributes
+    ----------
+    val_loss
+        Its loss on the new model's validation windows, in the new model's target units.
+    metrics
+        Its test metrics on the new model's test windows.
+    unreadable
+        Why its checkpoint cannot be read (corrupt or gone): it can be neither judged nor used.
+    """
+
+    val_loss: float | None = None
+    metrics: dict[str, float] | None = None
+    unreadable: str | None = None
+
+
+def compare_with_active(fit: "FitResult", active: ModelRecord | None) -> Comparison:
+    """Judge the active version on the windows the new model was validated and tested on.
+
+    Parameters
+    ----------
+    fit
+        The new model and its data.
+    active
+        The version active now, if any.
+
+    Returns
+    -------
+    Comparison
+        Its validation loss and test metrics when it reads the same windows; why it
+        cannot be read when its checkpoint fails to load.
+    """
+    from attnviz.checkpoint import CheckpointError, TrainedModel
+    from attnviz.metrics import metrics
+
+    if active is None:
+        return Comparison()
+    try:
+        judged = TrainedModel.load(active.checkpoint)
+    except CheckpointError as error:
+        return Comparison(unreadable=f"v{active.version}: {error}")
+    if judged.feature_config != fit.trained.feature_config:
+        return Comparison()
+    return Comparison(
+        val_loss=judged.validation_loss(
+            fit.val, fit.train_config.loss_weights, fit.trained.target_scale
+        ),
+        metrics=metrics(judged.predict(fit.test), fit.test),
+    )
+
+
 def promotion(
     val_loss: float,
     active_val_loss: float | None,
     margin: float,
     active_unreadable: str | None = None,
-) -> tuple[str, str]:
+) -> tuple[ModelStatus, str]:
     """Whether a new model becomes ``active`` or is ``rejected``, and why.
 
     It is promoted when its validation loss is finite and not worse than the active
@@ -107,3 +203,99 @@ def promotion(
         f"validation loss {val_loss:.4f} is worse than the active model's {active_val_loss:.4f} "
         f"by more than {margin:.0%}; the active model stays"
     )
+
+
+def checkpoint_path(folder: Path, name: str, version: int) -> Path:
+    """Where version ``version`` of ``name`` keeps its checkpoint: one flat file in ``folder``."""
+    return (folder / f"{name.replace('/', '_')}-v{version}.pt").resolve()
+
+
+def new_version(
+    fit: "FitResult",
+    comparison: Comparison,
+    margin: float,
+    *,
+    name: str,
+    version: int,
+    series: list[Series],
+    run_id: str,
+    models: Path,
+) -> ModelRow:
+    """The row that registers a newly trained model as version ``version`` of ``name``.
+
+    Parameters
+    ----------
+    fit
+        The trained model, its test metrics and the ranges of its data.
+    comparison
+        The active version judged on the same windows (:func:`compare_with_active`).
+    margin
+        How much worse than the active version's validation loss the new one may be
+        and still replace it (relative).
+    name, version
+        The registry name and the version it takes.
+    series
+        The series it was trained on, in the order of ``fit``'s ranges.
+    run_id
+        The run that trained it.
+    models
+        The folder of checkpoints.
+    """
+    status, reason = promotion(
+        fit.transformer.best_val_loss, comparison.val_loss, margin, comparison.unreadable
+    )
+    scores = {model: fit.metrics[model] for model in TESTED_MODELS}
+    if comparison.metrics is not None:
+        scores["previous_active"] = comparison.metrics
+    return ModelRow(
+        name=name,
+        version=version,
+        series=[one.label for one in series],
+        interval=series[0].interval,
+        run_id=run_id,
+        ranges=_pooled_ranges(fit.ranges),
+        series_ranges={
+            one.label: _utc_ranges(own) for one, own in zip(series, fit.ranges, strict=True)
+        },
+        windows=fit.windows,
+        hyperparameters=_hyperparameters(fit),
+        metrics=scores,
+        val_loss=fit.transformer.best_val_loss,
+        previous_val_loss=comparison.val_loss,
+        checkpoint=checkpoint_path(models, name, version),
+        status=status,
+        status_reason=reason,
+    )
+
+
+def _pooled_ranges(ranges: list["SplitRanges"]) -> Ranges:
+    """Each split part's range over several series: its earliest start to its latest end."""
+    return {
+        part: (
+            min(_utc(own[part][0]) for own in ranges),
+            max(_utc(own[part][1]) for own in ranges),
+        )
+        for part in PARTS
+    }
+
+
+def _utc_ranges(ranges: "SplitRanges") -> Ranges:
+    """One series' split ranges as aware UTC datetimes."""
+    return {part: (_utc(start), _utc(end)) for part, (start, end) in ranges.items()}
+
+
+def _utc(moment: np.datetime64) -> datetime:
+    """A bar time from numpy (UTC, without a zone) as an aware UTC datetime, to the microsecond."""
+    return _EPOCH + timedelta(microseconds=int(moment.astype("datetime64[us]").astype("int64")))
+
+
+def _hyperparameters(fit: "FitResult") -> dict[str, Any]:
+    """The configs a version was trained with, and how its training went."""
+    return {
+        "model": asdict(fit.trained.model.config),
+        "features": asdict(fit.trained.feature_config),
+        "training": asdict(fit.train_config),
+        "epochs_run": len(fit.transformer.history),
+        "best_epoch": fit.transformer.best_epoch,
+        "train_seconds": round(fit.transformer.seconds, 2),
+    }

@@ -15,8 +15,8 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Annotated
+from dataclasses import dataclass, field, fields
+from typing import Annotated, TypeVar
 
 import numpy as np
 import polars as pl
@@ -25,16 +25,15 @@ from pydantic import Field
 from torch import nn
 
 from attnviz.checkpoint import TrainedModel
-from attnviz.features import (
-    FeatureConfig,
-    Scaler,
-    Windows,
-    chronological_split,
-    make_windows,
-)
+from attnviz.features import FeatureConfig, Scaler, Windows, chronological_split, make_windows
 from attnviz.metrics import metrics, naive_predictions
 from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig
 from attnviz.objective import Prepared, evaluate_loss, multitask_loss, predict
+
+# Split part -> (first, last window end) of one series, as numpy bar times (UTC).
+SplitRanges = dict[str, tuple[np.datetime64, np.datetime64]]
+
+Network = TypeVar("Network", bound=nn.Module)
 
 
 class TrainingDiverged(RuntimeError):
@@ -97,7 +96,7 @@ def _train_epoch(
         if not torch.isfinite(loss):
             return math.nan, f"training loss {loss.item()} at batch {batch_number}"
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         running, seen = running + loss.item() * len(batch), seen + len(batch)
@@ -191,7 +190,7 @@ class FitResult:
     transformer: TrainResult
     lstm: TrainResult
     metrics: dict[str, dict[str, float]]
-    ranges: list[dict[str, tuple[np.datetime64, np.datetime64]]]
+    ranges: list[SplitRanges]
     windows: dict[str, int]
     val: Windows
     test: Windows
@@ -199,13 +198,13 @@ class FitResult:
 
 def split_series(
     bars: list[pl.DataFrame], config: FeatureConfig
-) -> tuple[dict[str, Windows], list[dict[str, tuple[np.datetime64, np.datetime64]]]]:
+) -> tuple[dict[str, Windows], list[SplitRanges]]:
     """Each series' windows split chronologically with embargo; parts of several series pool.
 
     Returns the pooled parts and, per series, the first and last window end of each part.
     """
     parts: dict[str, list[Windows]] = {"train": [], "val": [], "test": []}
-    ranges = []
+    ranges: list[SplitRanges] = []
     for series in bars:
         windows = make_windows(series, config)
         split = chronological_split(len(windows), config.embargo)
@@ -213,12 +212,14 @@ def split_series(
         for name, part in parts.items():
             part.append(own[name])
         ranges.append({name: (w.end_ts[0], w.end_ts[-1]) for name, w in own.items()})
-    fields = Windows.__dataclass_fields__
-    pooled = {
-        name: Windows(*(np.concatenate([getattr(w, f) for w in part]) for f in fields))
-        for name, part in parts.items()
-    }
-    return pooled, ranges
+    return {name: _joined(part) for name, part in parts.items()}, ranges
+
+
+def _joined(parts: list[Windows]) -> Windows:
+    """The windows of several series, one series after another."""
+    return Windows(
+        **{f.name: np.concatenate([getattr(w, f.name) for w in parts]) for f in fields(Windows)}
+    )
 
 
 def fit_series(
@@ -252,26 +253,28 @@ def fit_series(
     target_scale = float(np.std(parts["train"].next_return)) or 1.0
     prepared = {part: Prepared.of(w, scaler, target_scale) for part, w in parts.items()}
 
-    results: dict[str, tuple[nn.Module, TrainResult]] = {}
-    for network, build in (("transformer", AttentionTransformer), ("lstm", LSTMBaseline)):
+    def trained(build: Callable[[ModelConfig], Network]) -> tuple[Network, TrainResult]:
+        # Seeded as each network is built: its first weights do not depend on what ran before.
         torch.manual_seed(train_config.seed)
-        model = build(model_config)
-        results[network] = (
-            model,
-            train_model(model, prepared["train"], prepared["val"], train_config, log, name),
+        network = build(model_config)
+        return network, train_model(
+            network, prepared["train"], prepared["val"], train_config, log, name
         )
+
+    transformer, transformer_result = trained(AttentionTransformer)
+    lstm, lstm_result = trained(LSTMBaseline)
 
     test = parts["test"]
     scores = {
         network: metrics(predict(model, prepared["test"].x, target_scale), test)
-        for network, (model, _) in results.items()
+        for network, model in (("transformer", transformer), ("lstm", lstm))
     }
     scores["naive"] = metrics(naive_predictions(test, float(parts["train"].direction.mean())), test)
     return FitResult(
-        trained=TrainedModel(results["transformer"][0], scaler, target_scale, feature_config),
+        trained=TrainedModel(transformer, scaler, target_scale, feature_config),
         train_config=train_config,
-        transformer=results["transformer"][1],
-        lstm=results["lstm"][1],
+        transformer=transformer_result,
+        lstm=lstm_result,
         metrics=scores,
         ranges=ranges,
         windows={part: len(w) for part, w in parts.items()},

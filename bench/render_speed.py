@@ -5,9 +5,10 @@
 Renders N attention grids (3 layers x 4 heads, T = 60) two ways:
 
 1. naive: a new ``pyplot`` figure per PNG (``plt.subplots``, ``imshow`` per panel,
-   one colour bar, ``savefig``, ``close``), with the same titles, axis labels and
-   ticks as ours, and constrained layout so that they do not overlap (as ours);
-2. ours: :func:`attnviz.render_pool.render_jobs` over ``os.cpu_count()`` worker
+   each on its own scale, one colour bar, ``savefig``, ``close``), with the same
+   titles, axis labels and ticks as ours, and constrained layout so that they do
+   not overlap (as ours);
+2. ours: :func:`attnviz.plots.render_jobs` over ``os.cpu_count()`` worker
    processes, each reusing one ``AttentionGridRenderer``. The time includes
    starting the workers and sending the windows to them.
 
@@ -27,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from attnviz.render_pool import RenderJob, render_jobs
+from attnviz.plots import RenderJob, render_jobs
 
 LAYERS, HEADS, T = 3, 4, 60
 LABELS = [f"t-{T - 1 - i}" for i in range(T - 1)] + ["t"]
@@ -45,19 +46,19 @@ def windows(n: int) -> list[np.ndarray]:
 
 def render_naive(attention: np.ndarray, path: Path, title: str) -> None:
     """One grid the straightforward way: a fresh pyplot figure, drawn and closed."""
-    fig, axes = plt.subplots(LAYERS, HEADS, figsize=(11.0, 7.9), dpi=100, layout="constrained")
+    fig, axes = plt.subplots(LAYERS, HEADS, figsize=(10.8, 8.6), dpi=100, layout="constrained")
     ticks = np.arange(T - 1, -1, -10)[::-1]
-    vmax = attention.max()
     for layer in range(LAYERS):
         for head in range(HEADS):
             ax = axes[layer, head]
-            image = ax.imshow(attention[layer, head], cmap="viridis", vmin=0, vmax=vmax)
+            peak = attention[layer, head].max()
+            image = ax.imshow(attention[layer, head] / peak, cmap="viridis", vmin=0, vmax=1)
             ax.set_xticks(ticks, [LABELS[i] for i in ticks], fontsize=7)
             ax.set_yticks(ticks, [LABELS[i] for i in ticks], fontsize=7)
-            ax.set_title(f"layer {layer} head {head}", fontsize=10)
+            ax.set_title(f"head {head}, max {peak:.3f}", fontsize=9)
             ax.set_xlabel("key", fontsize=9)
             ax.set_ylabel("query", fontsize=9)
-    fig.colorbar(image, ax=axes, label="attention weight", shrink=0.8, aspect=40)
+    fig.colorbar(image, ax=axes, label="weight / the panel's largest", shrink=0.8, aspect=40)
     fig.suptitle(title, fontsize=13)
     fig.savefig(path)
     plt.close(fig)

@@ -34,7 +34,7 @@ def healthy(api_url: str) -> bool:
     """Whether a Prefect API answers its health check at ``api_url``."""
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
@@ -141,7 +141,9 @@ def local_server(
         stop(server)
 
 
-def _wait_until_healthy(server: subprocess.Popen, api_url: str, timeout: float, log: str) -> None:
+def _wait_until_healthy(
+    server: subprocess.Popen[bytes], api_url: str, timeout: float, log: str
+) -> None:
     """Wait until ``server`` answers at ``api_url``; if it exits or is late, say where to look."""
     deadline = time.monotonic() + timeout
     while not healthy(api_url):
@@ -152,7 +154,7 @@ def _wait_until_healthy(server: subprocess.Popen, api_url: str, timeout: float, 
         time.sleep(0.2)
 
 
-def stop(process: subprocess.Popen, grace: float = 30) -> None:
+def stop(process: subprocess.Popen[bytes], grace: float = 30) -> None:
     """Stop a process started in a session of its own, and everything it started."""
     if process.poll() is not None:
         return

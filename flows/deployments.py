@@ -7,11 +7,12 @@ parameters, schedules, tags and descriptions from it, so the two never drift apa
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
-from prefect.flows import load_flow_from_entrypoint
+from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.schedules import Cron
 
 from attnviz import config
@@ -26,10 +27,14 @@ def load_deployments(path: Path = DEPLOYMENTS_FILE) -> list[RunnerDeployment]:
     Schedules are cron expressions, as every attnviz deployment uses.
     """
     spec = yaml.safe_load(path.read_text())
-    deployments = []
+    deployments: list[RunnerDeployment] = []
     for entry in spec["deployments"]:
-        flow = load_flow_from_entrypoint(str(config.REPO_ROOT / entry["entrypoint"]))
-        deployments.append(
+        flow: Flow[..., Any] = load_flow_from_entrypoint(
+            str(config.REPO_ROOT / entry["entrypoint"])
+        )
+        # Called outside an event loop, Prefect's to_deployment returns the deployment itself.
+        deployment = cast(
+            RunnerDeployment,
             flow.to_deployment(
                 name=entry["name"],
                 description=entry.get("description"),
@@ -39,8 +44,9 @@ def load_deployments(path: Path = DEPLOYMENTS_FILE) -> list[RunnerDeployment]:
                     Cron(one["cron"], timezone=one.get("timezone", "UTC"))
                     for one in entry.get("schedules", [])
                 ],
-            )
+            ),
         )
+        deployments.append(deployment)
     return deployments
 
 

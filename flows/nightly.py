@@ -17,6 +17,7 @@ from attnviz.quality import (
     MaxRejectedShare,
     MaxStep,
 )
+from attnviz.registry import ModelRecord
 from attnviz.series import Moment
 from flows.steps import explain, ingest_series
 from tasks.runs import recorded_run, scheduled_as_of
@@ -28,7 +29,6 @@ from tasks.train import (
     train,
 )
 from warehouse.bars import SeriesLoad
-from warehouse.registry import ModelRow
 
 
 @dataclass
@@ -36,7 +36,7 @@ class NightlyReport:
     """What a nightly run did: loads, model versions registered, analytics rows written."""
 
     loads: list[SeriesLoad]
-    models: list[tuple[int, ModelRow]]
+    models: list[ModelRecord]
     analytics: dict[str, dict[str, int]]
 
 

@@ -5,15 +5,15 @@ nightly and backfill flows compose them, and no flow imports another flow.
 """
 
 from datetime import datetime
-from typing import Any
 
 import polars as pl
 from prefect.futures import PrefectFuture
 
-from attnviz.analysis import AnalysisConfig
+from attnviz.analysis import Analysis, AnalysisConfig
 from attnviz.bars import shift
 from attnviz.catalogue import Entry, batches
 from attnviz.quality import DEFAULT_MAX_REJECTED_SHARE, DEFAULT_MAX_STEP
+from attnviz.registry import ModelsToExplain
 from attnviz.series import Series
 from attnviz.sources import BarRequest, Received, chunks
 from tasks.analyze import analyze_series, store, summarise_analysis
@@ -36,6 +36,10 @@ DEFAULT_CHUNK_BARS = 100_000
 
 class IngestError(RuntimeError):
     """A run ended with series that failed or were rejected beyond the limit."""
+
+
+# The fetch of a series' first piece: its own bars, or a group's bars (or error) by symbol.
+FirstFetch = PrefectFuture[Received] | PrefectFuture[dict[str, Received | Exception]]
 
 
 def ingest_series(
@@ -92,7 +96,7 @@ def ingest_series(
                     if index == 0
                     else fetch_bars(one, piece, entry.options)
                 )
-                done = load(
+                loaded = load(
                     run_id,
                     one,
                     validate(one, received, max_step),
@@ -102,7 +106,7 @@ def ingest_series(
         except Exception as error:
             failures[one.label] = f"{type(error).__name__}: {error}"
             continue
-        loads.append(done)
+        loads.append(loaded)
 
     for done in loads:
         if done.received and done.rejected / done.received > max_rejected_share:
@@ -120,10 +124,13 @@ def ingest_series(
 
 def _fetch_first_pieces(
     entries: list[Entry], pieces: dict[Series, list[BarRequest]]
-) -> dict[Series, PrefectFuture]:
-    """Submit the fetch of every series' first piece: one task per series, or one per group
-    of series for a source that serves several tickers per request (see :func:`_first`)."""
-    futures: dict[Series, PrefectFuture] = {}
+) -> dict[Series, FirstFetch]:
+    """Submit the fetch of every series' first piece.
+
+    One task per series, or one per group of series for a source that serves several
+    tickers per request (see :func:`_first`).
+    """
+    futures: dict[Series, FirstFetch] = {}
     for group in batches(entries):
         if len(group) == 1:
             [one] = group
@@ -138,38 +145,38 @@ def _fetch_first_pieces(
     return futures
 
 
-def _first(fetched: PrefectFuture, series: Series) -> Received:
+def _first(fetched: FirstFetch, series: Series) -> Received:
     """A series' first piece from its fetch: its own, or its share of a group's (by symbol)."""
     result = fetched.result()
-    if isinstance(result, Received):
-        return result
-    if isinstance(result[series.symbol], Exception):
-        raise result[series.symbol]
-    return result[series.symbol]
+    own = result if isinstance(result, Received) else result[series.symbol]
+    if isinstance(own, Exception):
+        raise own
+    return own
 
 
 def explain(
     run_id: str,
     groups: dict[str, list[Series]],
     bars: dict[Series, pl.DataFrame],
-    models: dict[str, tuple[dict[str, Any], dict[str, Any] | None]],
+    models: dict[str, ModelsToExplain],
     settings: AnalysisConfig,
 ) -> dict[str, dict[str, int]]:
-    """Analyse, render and store every series with its group's (model, previous model).
+    """Analyse, render and store every series with its group's active and previous model.
 
     Analyses fan out as tasks; rendering and storing run one series at a time as
     each analysis finishes. Returns the rows written per series label and table.
     """
     analyses = {
-        one: (models[name][0], analyze_series.submit(one, bars[one], *models[name], settings))
+        one: (models[name], analyze_series.submit(one, bars[one], models[name], settings))
         for name, group in groups.items()
         for one in group
     }
-    results, written = [], {}
-    for one, (active, future) in analyses.items():
+    results: list[tuple[Series, Analysis, pl.DataFrame]] = []
+    written: dict[str, dict[str, int]] = {}
+    for one, (chosen, future) in analyses.items():
         result = future.result()
         figures = render(run_id, one, result, bars[one])
-        written[one.label] = store(run_id, one, active, result, figures)
+        written[one.label] = store(run_id, one, chosen.active, result, figures)
         results.append((one, result, figures))
     summarise_analysis(results)
     return written

@@ -28,8 +28,11 @@ def code_digest() -> str:
     package = config.REPO_ROOT / "attnviz"
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode())
-        digest.update(path.read_bytes())
+        name, source = path.relative_to(package).as_posix().encode(), path.read_bytes()
+        # Lengths first: without a boundary, moving text from one file's end into the
+        # next file's name would leave the digest unchanged.
+        digest.update(b"%d:%s%d:" % (len(name), name, len(source)))
+        digest.update(source)
     return digest.hexdigest()
 
 

@@ -1,7 +1,7 @@
 """Tasks of ingestion: plan what to fetch, fetch it, validate it, load it, summarise it."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 from prefect import task
@@ -13,7 +13,14 @@ from attnviz.bars import BarDataError
 from attnviz.faults import crash_point
 from attnviz.quality import Validation, validate_received
 from attnviz.series import Series
-from attnviz.sources import BarRequest, BarSource, Received, SourceError, make_source
+from attnviz.sources import (
+    BarRequest,
+    BarSource,
+    BatchSource,
+    Received,
+    SourceError,
+    make_source,
+)
 from tasks.turns import open_warehouse
 from warehouse.bars import (
     Repair,
@@ -65,27 +72,34 @@ def plan_fetch(
 
 
 def _retry_unless_bad_data(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry unexpected failures. Bad data or a bad request fails the same way every time,
-    and a :class:`SourceError` comes after the source's own retries."""
+    """Retry unexpected failures only.
+
+    Bad data or a bad request fails the same way every time, and a :class:`SourceError`
+    comes after the source's own retries.
+    """
     return not isinstance(state.result(raise_on_failure=False), BarDataError | SourceError)
 
 
 def open_source(name: str, options: dict[str, Any]) -> BarSource:
-    """The source ``name`` with its options; a ``secret_block`` option names the Prefect Secret
-    block holding its credentials (``{"api_key": ..., "api_secret": ...}``), read here so
-    that they never become a parameter, a log line or an artifact."""
+    """The source ``name`` with its options.
+
+    A ``secret_block`` option names the Prefect Secret block holding its credentials
+    (``{"api_key": ..., "api_secret": ...}``), read here so that they never become a
+    parameter, a log line or an artifact.
+    """
     options = dict(options)
     block = options.pop("secret_block", None)
     if block is not None:
         from prefect.blocks.system import Secret
 
-        secret = Secret.load(block).get()
-        try:
-            options["credentials"] = (secret["api_key"], secret["api_secret"])
-        except (TypeError, KeyError):  # the message names the block, never its value
+        # Called outside an event loop, Prefect's load returns the block, not a coroutine.
+        secret: object = cast(Secret[Any], Secret.load(block)).get()
+        if not (isinstance(secret, dict) and {"api_key", "api_secret"} <= secret.keys()):
+            # The message names the block, never its value.
             raise BarDataError(
                 f"Secret block {block!r} must hold {{'api_key': ..., 'api_secret': ...}}"
-            ) from None
+            )
+        options["credentials"] = (secret["api_key"], secret["api_secret"])
     return make_source(name, options)
 
 
@@ -130,10 +144,14 @@ def fetch_batch(
     so one failed ticker does not fail the others.
     """
     crash_point("fetch")
-    results = open_source(series[0].source, options).fetch_many(requests)
+    source = open_source(series[0].source, options)
+    if not isinstance(source, BatchSource):
+        raise BarDataError(f"source {series[0].source!r} takes one series per request")
+    results = source.fetch_many(requests)
     for one, request in zip(series, requests, strict=True):
-        if isinstance(results[one.symbol], Received):
-            _log_received(one, request, results[one.symbol])
+        outcome = results[one.symbol]
+        if isinstance(outcome, Received):
+            _log_received(one, request, outcome)
     return results
 
 
@@ -149,7 +167,7 @@ def validate(series: Series, received: Received, max_step: float) -> Validation:
     crash_point("validate")
     previous_close = None
     first_ts = received.bars["ts"].min()
-    if first_ts is not None:
+    if isinstance(first_ts, datetime):
         with open_warehouse() as con:
             previous_close = close_before(con, *series.key, first_ts)
     validation = validate_received(received, series.interval, previous_close, max_step)

@@ -13,7 +13,7 @@ from attnviz import config
 from attnviz.bars import floor
 from attnviz.faults import crash_point
 from tasks.turns import open_warehouse, run_turn
-from warehouse.runs import finish_run, mark_crashed, start_run, work_key
+from warehouse.runs import EndStatus, finish_run, mark_crashed, start_run, work_key
 from warehouse.snapshot import check_live, publish_snapshot
 
 
@@ -31,8 +31,7 @@ def scheduled_as_of(interval: str) -> datetime:
 
 @task(name="open-run", task_run_name="open {flow}")
 def open_run(run_id: str, flow: str, parameters: dict[str, Any], as_of: datetime) -> None:
-    """Check the warehouse is intact, mark the runs whose process died as crashed, then
-    record this work as running.
+    """Check the warehouse, mark the runs whose process died as crashed, record this one.
 
     Called with the runs lock held: no other run is in progress, so a row still
     ``running`` is one whose process died without closing it.
@@ -46,17 +45,17 @@ def open_run(run_id: str, flow: str, parameters: dict[str, Any], as_of: datetime
         logger.warning(
             "run %s (pid %s on %s, started %s) had crashed: its process ended without "
             "closing it; marked crashed",
-            run["run_id"],
-            run["pid"],
-            run["host"],
-            run["started_at"],
+            run.run_id,
+            run.pid,
+            run.host,
+            run.started_at,
         )
     if attempt > 1:
         logger.info("%s: attempt %d at this work; its rows are replaced", run_id, attempt)
 
 
 @task(name="close-run")
-def close_run(run_id: str, status: str, message: str | None = None) -> None:
+def close_run(run_id: str, status: EndStatus, message: str | None = None) -> None:
     """Record how the run ended, with its counts."""
     with open_warehouse() as con:
         finish_run(con, run_id, status, message)

@@ -1,4 +1,4 @@
-"""Tasks of the nightly retrain: read bars, train, register the new version, summarise."""
+"""Tasks of the nightly retrain: read bars, train, register, summarise, the versions to explain."""
 
 from dataclasses import asdict
 from datetime import datetime
@@ -12,19 +12,16 @@ from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
 from attnviz import config
-from attnviz.checkpoint import CheckpointError, TrainedModel
 from attnviz.faults import crash_point
 from attnviz.features import FeatureConfig
-from attnviz.metrics import metrics
 from attnviz.model import ModelConfig
-from attnviz.registry import promotion
+from attnviz.registry import ModelRecord, ModelsToExplain, compare_with_active, new_version
 from attnviz.series import Series
 from attnviz.train import FitResult, TrainConfig, fit_series
 from tasks.cache import CACHE_EXPIRATION, cache_key, frame_digest
 from tasks.turns import open_warehouse
 from warehouse.bars import read_bars
 from warehouse.registry import (
-    ModelRow,
     active_at,
     active_model,
     next_version,
@@ -45,6 +42,7 @@ def read_training_bars(series: Series, as_of: datetime) -> pl.DataFrame:
 
 
 def _train_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
+    """The train task's key: its name, the bars' content and the three configs."""
     return cache_key(
         "train",
         inputs["name"],
@@ -87,7 +85,7 @@ def register_model(
     series: list[Series],
     fit: FitResult,
     margin: float,
-) -> tuple[int, ModelRow]:
+) -> ModelRecord:
     """Judge the new model against the active one, save its checkpoint, record the version.
 
     A rerun of the same work first undoes its earlier registration, so it is judged
@@ -102,96 +100,62 @@ def register_model(
         version = next_version(con, name)
     if replaced is not None:
         logger.info("%s: this work registered v%d before; registering again", name, replaced)
-
-    results = {key: fit.metrics[key] for key in ("transformer", "lstm", "naive")}
-    previous, previous_val_loss, unreadable = None, None, None
-    if active is not None:
-        try:
-            previous = TrainedModel.load(active["checkpoint"])
-        except CheckpointError as error:
-            unreadable = f"v{active['version']}: {error}"
-            logger.warning("%s: the active model %s", name, unreadable)
-    # The active model is judged on this run's validation and test windows, in this
-    # model's target units; with other features its windows would not be the same.
-    if previous is not None and previous.feature_config == fit.trained.feature_config:
-        previous_val_loss = previous.validation_loss(
-            fit.val, fit.train_config.loss_weights, fit.trained.target_scale
-        )
-        results["previous_active"] = metrics(previous.predict(fit.test), fit.test)
-    status, reason = promotion(
-        fit.transformer.best_val_loss, previous_val_loss, margin, active_unreadable=unreadable
-    )
-
-    path = (config.home() / "models" / f"{name.replace('/', '_')}-v{version}.pt").resolve()
-    fit.trained.save(path)
-    row = ModelRow(
+    comparison = compare_with_active(fit, active)
+    if comparison.unreadable is not None:
+        logger.warning("%s: the active model %s", name, comparison.unreadable)
+    row = new_version(
+        fit,
+        comparison,
+        margin,
         name=name,
-        series=[one.label for one in series],
-        interval=series[0].interval,
+        version=version,
+        series=series,
         run_id=run_id,
-        ranges={
-            part: (
-                min(r[part][0] for r in fit.ranges).item(),
-                max(r[part][1] for r in fit.ranges).item(),
-            )
-            for part in ("train", "val", "test")
-        },
-        series_ranges={
-            one.label: {part: (str(start), str(end)) for part, (start, end) in own.items()}
-            for one, own in zip(series, fit.ranges, strict=True)
-        },
-        windows=fit.windows,
-        hyperparameters={
-            "model": asdict(fit.trained.model.config),
-            "features": asdict(fit.trained.feature_config),
-            "training": asdict(fit.train_config),
-            "epochs_run": len(fit.transformer.history),
-            "best_epoch": fit.transformer.best_epoch,
-            "train_seconds": round(fit.transformer.seconds, 2),
-        },
-        metrics=results,
-        val_loss=fit.transformer.best_val_loss,
-        previous_val_loss=previous_val_loss,
-        checkpoint=str(path),
-        status=status,
-        status_reason=reason,
+        models=config.home() / "models",
     )
+    fit.trained.save(row.checkpoint)
     with open_warehouse() as con:
-        register(con, row, version, as_of)
-    logger.info("%s v%d: %s (%s)", name, version, status, reason)
-    return version, row
+        registered = register(con, row, as_of)
+    logger.info("%s v%d: %s (%s)", name, version, registered.status, registered.status_reason)
+    return registered
+
+
+# The test metrics the summary shows, per model.
+SUMMARY_COLUMNS = ("direction_accuracy", "direction_auc", "direction_f1", "return_mse", "vol_mse")
 
 
 @task(name="summarise-models")
-def summarise_models(registered: list[tuple[int, ModelRow]]) -> str:
+def summarise_models(registered: list[ModelRecord]) -> str:
     """Publish a markdown artifact: each new version's test metrics against its baselines."""
-    columns = ["direction_accuracy", "direction_auc", "direction_f1", "return_mse", "vol_mse"]
-    lines: list[str] = []
-    for version, row in registered:
-        lines += [
-            f"### {row.name} v{version}: {row.status}",
-            "",
-            row.status_reason,
-            "",
-            "| model | " + " | ".join(columns) + " |",
-            "|---|" + "---:|" * len(columns),
-            *(
-                f"| {model} | " + " | ".join(f"{scores[c]:.4g}" for c in columns) + " |"
-                for model, scores in row.metrics.items()
-            ),
-            "",
-        ]
-    markdown = "\n".join(lines)
+    markdown = _summary(registered)
     create_markdown_artifact(
         markdown, key="model-summary", description="Nightly models vs baselines"
     )
     return markdown
 
 
+def _summary(registered: list[ModelRecord]) -> str:
+    """Markdown of each version's status, why, and its test metrics against its baselines."""
+    lines: list[str] = []
+    for model in registered:
+        lines += [
+            f"### {model.name} v{model.version}: {model.status}",
+            "",
+            model.status_reason,
+            "",
+            "| model | " + " | ".join(SUMMARY_COLUMNS) + " |",
+            "|---|" + "---:|" * len(SUMMARY_COLUMNS),
+            *(
+                f"| {network} | " + " | ".join(f"{scores[c]:.4g}" for c in SUMMARY_COLUMNS) + " |"
+                for network, scores in model.metrics.items()
+            ),
+            "",
+        ]
+    return "\n".join(lines)
+
+
 @task(name="models-to-explain", task_run_name="models to explain {name}")
-def models_to_explain(
-    name: str, as_of: datetime | None = None
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def models_to_explain(name: str, as_of: datetime | None = None) -> ModelsToExplain:
     """The version of ``name`` active now (or at ``as_of``) and the one before it.
 
     Raises
@@ -204,4 +168,4 @@ def models_to_explain(
         if active is None:
             when = "now" if as_of is None else f"at {as_of.isoformat()}"
             raise LookupError(f"no version of model {name!r} was active {when}")
-        return active, previous_active(con, name, active["version"])
+        return ModelsToExplain(active, previous_active(con, name, active.version))

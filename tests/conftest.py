@@ -133,8 +133,11 @@ def random_walk() -> Callable[[int, int], pl.DataFrame]:
 # The history of attempts: it grows with every attempt by design, so a rerun adds to it.
 ATTEMPT_HISTORY = ("run_attempts", "run_series_attempts")
 
+# A table's row count and the set of its primary keys.
+TableState = tuple[int, set[tuple[object, ...]]]
 
-def warehouse_state(database: Path) -> dict[str, tuple[int, set[tuple]]]:
+
+def warehouse_state(database: Path) -> dict[str, TableState]:
     """Per table (but the attempt history): its row count and the set of its primary keys."""
     import duckdb
 
@@ -154,6 +157,6 @@ def warehouse_state(database: Path) -> dict[str, tuple[int, set[tuple]]]:
 
 
 @pytest.fixture(scope="session")
-def state_of() -> Callable[[Path], dict[str, tuple[int, set[tuple]]]]:
+def state_of() -> Callable[[Path], dict[str, TableState]]:
     """Counts and key sets of a warehouse file (see :func:`warehouse_state`)."""
     return warehouse_state

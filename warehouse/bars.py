@@ -15,7 +15,9 @@ import duckdb
 import polars as pl
 
 from attnviz.bars import shift
-from warehouse.db import query, transaction
+from attnviz.series import Series
+from warehouse.db import query, registered, transaction
+from warehouse.quarantine import quarantine, resolve_quarantine
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,14 @@ class SeriesLoad:
     last_ts: datetime | None
 
     @property
+    def series(self) -> Series:
+        """The series loaded."""
+        return Series(source=self.source, symbol=self.symbol, interval=self.interval)
+
+    @property
     def label(self) -> str:
-        """``source/symbol/interval``."""
-        return f"{self.source}/{self.symbol}/{self.interval}"
+        """The series' label, ``source/symbol/interval``."""
+        return self.series.label
 
 
 # The counts of run_series and run_series_attempts, in their column order.
@@ -105,8 +112,8 @@ def store_series(
     with transaction(con):
         removed_bars = 0 if repair is None else _remove_missing(con, series, repair, good, rejected)
         new_bars, revised_bars = _upsert_bars(con, good, run_id)
-        _resolve_quarantine(con, series, good, run_id)
-        _quarantine(con, rejected, run_id)
+        resolve_quarantine(con, series, good, run_id)
+        quarantine(con, rejected, run_id)
         batch = [good.height + rejected.height + not_closed, good.height, rejected.height,
                  not_closed, new_bars, revised_bars, removed_bars, good["ts"].min(),
                  good["ts"].max()]  # fmt: skip
@@ -138,8 +145,7 @@ def store_series(
             "success",
             "unexpected_count",
         )
-        con.register("checks_in", checks_in)
-        try:
+        with registered(con, "checks_in", checks_in):
             con.execute(
                 """
                 INSERT INTO validation_results SELECT * FROM checks_in
@@ -149,8 +155,6 @@ def store_series(
                                        + excluded.unexpected_count
                 """
             )
-        finally:
-            con.unregister("checks_in")
     return SeriesLoad(source, symbol, interval, *totals)
 
 
@@ -160,8 +164,7 @@ def _upsert_bars(
     """Insert new bars and replace changed ones, set-based; returns (new, revised) counts."""
     if good.is_empty():
         return 0, 0
-    con.register("bars_in", good)
-    try:
+    with registered(con, "bars_in", good):
         [(new_bars, revised_bars)] = con.execute(
             """
             SELECT count(*) FILTER (WHERE b.ts IS NULL),
@@ -192,8 +195,6 @@ def _upsert_bars(
             """,
             [run_id],
         )
-    finally:
-        con.unregister("bars_in")
     return new_bars, revised_bars
 
 
@@ -210,8 +211,7 @@ def _remove_missing(
     replaces good data.
     """
     held = pl.concat([good.select("ts"), rejected.select("ts").drop_nulls()])
-    con.register("held_ts", held)
-    try:
+    with registered(con, "held_ts", held):
         [(removed,)] = con.execute(
             """
             DELETE FROM bars
@@ -221,53 +221,7 @@ def _remove_missing(
             """,
             [*series, repair.start, repair.end],
         ).fetchall()  # DuckDB answers a DELETE with the count of rows it removed
-    finally:
-        con.unregister("held_ts")
-    return removed
-
-
-def _resolve_quarantine(
-    con: duckdb.DuckDBPyConnection, series: tuple[str, str, str], good: pl.DataFrame, run_id: str
-) -> None:
-    """Mark the open quarantine rows of the series at a ts that now has a good bar as resolved."""
-    if good.is_empty():
-        return
-    con.register("good_ts", good.select("ts"))
-    try:
-        con.execute(
-            """
-            UPDATE bars_rejected SET resolved_by = ?, resolved_at = now()
-            WHERE source = ? AND symbol = ? AND interval = ? AND resolved_by IS NULL
-              AND ts IN (SELECT ts FROM good_ts)
-            """,
-            [run_id, *series],
-        )
-    finally:
-        con.unregister("good_ts")
-
-
-def _quarantine(con: duckdb.DuckDBPyConnection, rejected: pl.DataFrame, run_id: str) -> None:
-    """Insert the rejected rows; a row rejected before is rejected again, and open again."""
-    if rejected.is_empty():
-        return
-    con.register("rejected_in", rejected)
-    try:
-        con.execute(
-            """
-            INSERT INTO bars_rejected
-            SELECT source, symbol, interval, ts, raw, md5(raw), failed, ?, now(), NULL, NULL
-            FROM rejected_in
-            ON CONFLICT (source, symbol, interval, row_hash) DO UPDATE SET
-                failed = excluded.failed,
-                run_id = excluded.run_id,
-                rejected_at = excluded.rejected_at,
-                resolved_by = NULL,
-                resolved_at = NULL
-            """,
-            [run_id],
-        )
-    finally:
-        con.unregister("rejected_in")
+    return int(removed)
 
 
 def loaded_before(
@@ -305,9 +259,9 @@ def resume_from(
     ).fetchall()
     if not rows:
         return None
-    if overlap_bars == 0:
-        return shift(rows[0][0], 1, interval)
-    return rows[-1][0]
+    newest: datetime = rows[0][0]
+    oldest_read_again: datetime = rows[-1][0]
+    return shift(newest, 1, interval) if overlap_bars == 0 else oldest_read_again
 
 
 def close_before(

@@ -14,17 +14,21 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
 from attnviz import config
 
+# Values bound to a query's ? placeholders, in order.
+Params = list[Any]
+
 # Given when the file is opened, so that no statement ever runs with these doors open.
 # External access covers ATTACH, COPY, EXPORT/IMPORT, read_csv and the other readers,
 # glob, INSTALL and LOAD; autoloading would otherwise fetch an extension by itself.
 # With no temp directory a query too big for memory fails instead of writing spill files.
-READER_CONFIG: dict[str, str | bool] = {
+READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "autoload_known_extensions": False,
     "autoinstall_known_extensions": False,
@@ -107,7 +111,7 @@ def _close_reader(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET lock_configuration = true")
 
 
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: Params | None = None) -> pl.DataFrame:
     """Run a parameterised query and return its result as a polars frame.
 
     Raises
@@ -115,10 +119,12 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     WarehouseError
         ``sql`` is empty, or holds no statement that returns a result (only comments).
     """
-    return pl.from_arrow(_execute(con, sql, params).to_arrow_table())
+    return _execute(con, sql, params).pl()
 
 
-def query_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dict | None:
+def query_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params | None = None
+) -> dict[str, Any] | None:
     """The first row of a parameterised query as a column -> value dict, or ``None``.
 
     Raises
@@ -133,8 +139,18 @@ def query_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = No
     return dict(zip([column[0] for column in cursor.description], rows[0], strict=True))
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """``frame`` readable by SQL on ``con`` as the view ``name`` until the block ends."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 def _execute(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list | None
+    con: duckdb.DuckDBPyConnection, sql: str, params: Params | None
 ) -> duckdb.DuckDBPyConnection:
     """Run ``sql`` and return the cursor holding its result, or say why there is none."""
     if not sql.strip():

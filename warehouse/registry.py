@@ -1,53 +1,32 @@
-"""The ``models`` registry: versions, their metrics, and which one is active."""
+"""The ``models`` registry: versions, their metrics, and which one is active.
+
+Rows go in as :class:`attnviz.registry.ModelRow` and come back as
+:class:`attnviz.registry.ModelRecord`, JSON columns decoded. Each series' split ranges
+are stored as JSON text: ISO times to the microsecond, without a zone, in UTC.
+"""
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from attnviz.registry import PARTS, ModelRecord, ModelRow, Ranges
 from warehouse.db import WarehouseError, query, query_row, transaction
 
 
-@dataclass(frozen=True)
-class ModelRow:
-    """A registry row to insert (the version is assigned on insert)."""
-
-    name: str
-    series: list[str]
-    interval: str
-    run_id: str
-    ranges: dict[str, tuple[datetime, datetime]]
-    series_ranges: dict[str, dict[str, tuple[str, str]]]  # label -> part -> ISO times (UTC)
-    windows: dict[str, int]
-    hyperparameters: dict[str, Any]
-    metrics: dict[str, Any]
-    val_loss: float
-    previous_val_loss: float | None
-    checkpoint: str
-    status: str
-    status_reason: str
-
-
-def active_model(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any] | None:
-    """The active version of ``name`` as a dict, or ``None``."""
-    return query_row(con, "SELECT * FROM models WHERE name = ? AND status = 'active'", [name])
-
-
-def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
-    """The version number the next model of ``name`` gets."""
-    return con.execute(
-        "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", [name]
-    ).fetchall()[0][0]
-
-
-def register(con: duckdb.DuckDBPyConnection, row: ModelRow, version: int, as_of: datetime) -> None:
+def register(con: duckdb.DuckDBPyConnection, row: ModelRow, as_of: datetime) -> ModelRecord:
     """Insert a version; if it is ``active``, retire the active one, in one transaction.
 
     ``as_of`` is the logical time of the registering run: an active version is active
     from then, and the version it replaces was active until then.
+
+    Returns
+    -------
+    ModelRecord
+        The version as registered.
     """
     with transaction(con):
         if row.status == "active":
@@ -69,14 +48,20 @@ def register(con: duckdb.DuckDBPyConnection, row: ModelRow, version: int, as_of:
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)
             """,
             [
-                row.name, version, row.series, row.interval, row.run_id,
+                row.name, row.version, row.series, row.interval, row.run_id,
                 *row.ranges["train"], *row.ranges["val"], *row.ranges["test"],
-                json.dumps(row.series_ranges), json.dumps(row.windows),
+                json.dumps(_encoded(row.series_ranges)), json.dumps(row.windows),
                 json.dumps(row.hyperparameters), json.dumps(row.metrics),
-                row.val_loss, row.previous_val_loss, row.checkpoint, row.status, row.status_reason,
+                row.val_loss, row.previous_val_loss, str(row.checkpoint),
+                row.status, row.status_reason,
                 as_of if row.status == "active" else None,
             ],
         )  # fmt: skip
+        registered = _model(
+            con, "SELECT * FROM models WHERE name = ? AND version = ?", [row.name, row.version]
+        )
+    assert registered is not None, "a version reads back in the transaction that inserted it"
+    return registered
 
 
 def unregister_run(con: duckdb.DuckDBPyConnection, name: str, run_id: str) -> int | None:
@@ -86,6 +71,11 @@ def unregister_run(con: duckdb.DuckDBPyConnection, name: str, run_id: str) -> in
     the model that was active before the work first ran, and registers the same
     version number again. Refused when a later run has registered a version since:
     undoing would rewrite what that run was judged against.
+
+    Raises
+    ------
+    WarehouseError
+        If a later run has registered a version of ``name`` since.
     """
     with transaction(con):
         mine = query_row(
@@ -113,12 +103,25 @@ def unregister_run(con: duckdb.DuckDBPyConnection, name: str, run_id: str) -> in
             """,
             [name, run_id],
         )
-    return mine["version"]
+    return int(mine["version"])
 
 
-def active_at(con: duckdb.DuckDBPyConnection, name: str, as_of: datetime) -> dict[str, Any] | None:
+def next_version(con: duckdb.DuckDBPyConnection, name: str) -> int:
+    """The version number the next model of ``name`` gets."""
+    [(version,)] = con.execute(
+        "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = ?", [name]
+    ).fetchall()
+    return int(version)
+
+
+def active_model(con: duckdb.DuckDBPyConnection, name: str) -> ModelRecord | None:
+    """The active version of ``name``, or ``None``."""
+    return _model(con, "SELECT * FROM models WHERE name = ? AND status = 'active'", [name])
+
+
+def active_at(con: duckdb.DuckDBPyConnection, name: str, as_of: datetime) -> ModelRecord | None:
     """The version of ``name`` that was active at logical time ``as_of``, or ``None``."""
-    return query_row(
+    return _model(
         con,
         """
         SELECT * FROM models
@@ -127,6 +130,18 @@ def active_at(con: duckdb.DuckDBPyConnection, name: str, as_of: datetime) -> dic
         ORDER BY version DESC LIMIT 1
         """,
         [name, as_of, as_of],
+    )
+
+
+def previous_active(con: duckdb.DuckDBPyConnection, name: str, before: int) -> ModelRecord | None:
+    """The version active before version ``before`` of ``name`` (retired since), or ``None``."""
+    return _model(
+        con,
+        """
+        SELECT * FROM models WHERE name = ? AND status = 'retired' AND version < ?
+        ORDER BY version DESC LIMIT 1
+        """,
+        [name, before],
     )
 
 
@@ -145,15 +160,58 @@ def list_models(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     )
 
 
-def previous_active(
-    con: duckdb.DuckDBPyConnection, name: str, before: int
-) -> dict[str, Any] | None:
-    """The version active before version ``before`` of ``name`` (retired since), or ``None``."""
-    return query_row(
-        con,
-        """
-        SELECT * FROM models WHERE name = ? AND status = 'retired' AND version < ?
-        ORDER BY version DESC LIMIT 1
-        """,
-        [name, before],
+def _model(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> ModelRecord | None:
+    """The first ``models`` row ``sql`` selects, as a record; ``None`` if it selects none."""
+    row = query_row(con, sql, params)
+    if row is None:
+        return None
+    return ModelRecord(
+        name=row["name"],
+        version=row["version"],
+        series=row["series"],
+        interval=row["interval"],
+        run_id=row["run_id"],
+        ranges={part: (row[f"{part}_start"], row[f"{part}_end"]) for part in PARTS},
+        series_ranges=_decoded(json.loads(row["series_ranges"])),
+        windows=json.loads(row["windows"]),
+        hyperparameters=json.loads(row["hyperparameters"]),
+        metrics=json.loads(row["metrics"]),
+        val_loss=row["val_loss"],
+        previous_val_loss=row["previous_val_loss"],
+        checkpoint=Path(row["checkpoint"]),
+        status=row["status"],  # the table's CHECK admits only the ModelStatus values
+        status_reason=row["status_reason"],
+        created_at=row["created_at"],
+        active_from=row["active_from"],
+        active_until=row["active_until"],
+        retired_by=row["retired_by"],
     )
+
+
+def _encoded(series_ranges: dict[str, Ranges]) -> dict[str, dict[str, list[str]]]:
+    """Series ranges as stored: ISO times to the microsecond, UTC, without a zone."""
+    return {
+        label: {
+            part: [
+                moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+                for moment in span
+            ]
+            for part, span in ranges.items()
+        }
+        for label, ranges in series_ranges.items()
+    }
+
+
+def _decoded(stored: dict[str, dict[str, list[str]]]) -> dict[str, Ranges]:
+    """Series ranges as stored (see :func:`_encoded`) back as aware UTC datetimes."""
+    return {
+        label: {
+            part: (_stored_time(start), _stored_time(end)) for part, (start, end) in ranges.items()
+        }
+        for label, ranges in stored.items()
+    }
+
+
+def _stored_time(text: str) -> datetime:
+    """A stored ISO time (UTC, without a zone) as an aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -17,15 +17,62 @@ import json
 import os
 import socket
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
 from warehouse.db import WarehouseError, query_row, transaction
 from warehouse.locks import file_lock, runs_lock_path, writer
 from warehouse.snapshot import publish_snapshot
+
+# How a run (and each attempt at it) stands: ``running`` until it closes itself as
+# ``succeeded`` or ``failed``, or until the next run finds its process gone (``crashed``).
+RunStatus = Literal["running", "succeeded", "failed", "crashed"]
+EndStatus = Literal["succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class CrashedRun:
+    """A run found ``running`` with no live process behind it, as it was when found."""
+
+    run_id: str
+    pid: int | None
+    host: str | None
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A ``runs`` row: the latest attempt at a piece of work, parameters decoded.
+
+    Attributes
+    ----------
+    attempts
+        How many attempts the work has had (1 for a first run).
+    received, loaded, rejected, not_closed
+        Bar counts summed over the run's series; ``None`` until it ends.
+    """
+
+    run_id: str
+    flow: str
+    parameters: dict[str, Any]
+    as_of: datetime
+    started_at: datetime
+    ended_at: datetime | None
+    status: RunStatus
+    message: str | None
+    flow_run_id: str | None
+    attempts: int
+    pid: int | None
+    host: str | None
+    crashed_noticed_at: datetime | None
+    received: int | None
+    loaded: int | None
+    rejected: int | None
+    not_closed: int | None
 
 
 def work_key(flow: str, parameters: dict[str, Any], as_of: datetime) -> str:
@@ -90,7 +137,7 @@ def _succeeded(run: dict[str, Any] | None) -> bool:
     return run is not None and run["status"] == "succeeded"
 
 
-def mark_crashed(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def mark_crashed(con: duckdb.DuckDBPyConnection) -> list[CrashedRun]:
     """Mark every ``running`` run as ``crashed``, now; return those runs' rows as they were.
 
     Call it only while holding the runs lock exclusively: then no run is in
@@ -108,7 +155,7 @@ def mark_crashed(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         """
     )
     return [
-        dict(zip(("run_id", "pid", "host", "started_at"), row, strict=True))
+        CrashedRun(*row)
         for row in con.execute(
             """
             UPDATE runs SET
@@ -145,7 +192,7 @@ def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
             file_lock(runs_lock_path(database), 0, what="runs lock"),
             writer(database, 0) as con,
         ):
-            crashed = [run["run_id"] for run in mark_crashed(con)]
+            crashed = [run.run_id for run in mark_crashed(con)]
     except WarehouseError:  # busy, or a damaged file: the next run says so, with its remedy
         return []
     if crashed:
@@ -155,10 +202,13 @@ def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
 
 
 def finish_run(
-    con: duckdb.DuckDBPyConnection, run_id: str, status: str, message: str | None = None
+    con: duckdb.DuckDBPyConnection, run_id: str, status: EndStatus, message: str | None = None
 ) -> None:
-    """Close a run and its latest attempt with a status, a message and their counts: the run's
-    summed over its series (``run_series``), the attempt's over what it alone read."""
+    """Close a run and its latest attempt with a status, a message and their counts.
+
+    The run's counts are summed over its series (``run_series``), the attempt's over
+    what it alone read (``run_series_attempts``).
+    """
     attempt = "attempt = (SELECT attempts FROM runs WHERE run_id = $run_id)"
     with transaction(con):
         for table, counted, where in [
@@ -185,6 +235,9 @@ def finish_run(
             )
 
 
-def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
-    """The ``runs`` row of ``run_id`` as a dict, or ``None``."""
-    return query_row(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord | None:
+    """The ``runs`` row of ``run_id``, or ``None``."""
+    row = query_row(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+    if row is None:
+        return None
+    return RunRecord(**{**row, "parameters": json.loads(row["parameters"])})

@@ -1,13 +1,18 @@
-"""The one interface every bar source implements."""
+"""The one interface every bar source implements, and the pieces of a fetch they share."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
 from attnviz.bars import RECEIVED_SCHEMA, bar_end, check_interval, check_symbol, shift
+
+# The received columns as a polars Schema, the form ``DataFrame.cast`` is typed to take
+# (``RECEIVED_SCHEMA`` is a plain dict); and the quarantine's: those plus ``failed``, the reasons.
+RECEIVED = pl.Schema(RECEIVED_SCHEMA)
+REJECTED = pl.Schema({**RECEIVED_SCHEMA, "failed": pl.List(pl.String())})
 
 
 class SourceError(RuntimeError):
@@ -19,8 +24,8 @@ class SourceError(RuntimeError):
 
 
 def empty_rejected() -> pl.DataFrame:
-    """A quarantine frame with no rows: :data:`RECEIVED_SCHEMA` plus ``failed``."""
-    return pl.DataFrame(schema={**RECEIVED_SCHEMA, "failed": pl.List(pl.String)})
+    """A quarantine frame with no rows (:data:`REJECTED`)."""
+    return pl.DataFrame(schema=REJECTED)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,15 @@ class BarRequest:
         check_symbol(self.symbol)
         check_interval(self.interval)
 
+    def asked_for(self, ts: pl.Expr) -> pl.Expr:
+        """Whether each ``ts`` lies within the bounds, ``start <= ts < end``."""
+        wanted = pl.lit(True)
+        if self.start is not None:
+            wanted &= ts >= self.start
+        if self.end is not None:
+            wanted &= ts < self.end
+        return wanted
+
 
 def chunks(request: BarRequest, bars: int) -> list[BarRequest]:
     """``request`` cut into consecutive requests of at most ``bars`` bars each, oldest first.
@@ -60,7 +74,8 @@ def chunks(request: BarRequest, bars: int) -> list[BarRequest]:
     if request.start is None:
         return [request]
     last = min(request.end or request.as_of, request.as_of)
-    pieces, start = [], request.start
+    pieces: list[BarRequest] = []
+    start = request.start
     while True:
         end = shift(start, bars, request.interval)
         if end >= last:
@@ -113,6 +128,34 @@ class BarSource(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchSource(BarSource, Protocol):
+    """A source that serves several series in one request (Yahoo: one download, many tickers)."""
+
+    def fetch_many(self, requests: list[BarRequest]) -> dict[str, Received | Exception]:
+        """By symbol, what the source read for each request, or the exception that stopped it."""
+        ...
+
+
+def labels(source: str, request: BarRequest) -> list[pl.Expr]:
+    """The ``source``, ``symbol`` and ``interval`` columns of the rows read for ``request``."""
+    return [
+        pl.lit(source).alias("source"),
+        pl.lit(request.symbol).alias("symbol"),
+        pl.lit(request.interval).alias("interval"),
+    ]
+
+
+def with_raw(columns: Sequence[str]) -> pl.Expr:
+    """The expression that records each row as received, its ``columns`` as one JSON object."""
+    return pl.struct(columns).struct.json_encode().alias("raw")
+
+
+def failed_with(reason: str) -> pl.Expr:
+    """The ``failed`` column of rows a source rejects for one ``reason``."""
+    return pl.lit([reason], dtype=pl.List(pl.String())).alias("failed")
+
+
 def in_request(frame: pl.DataFrame, request: BarRequest, now: datetime | None = None) -> Received:
     """Sort the rows of ``frame`` (received schema) by what the request makes of them.
 
@@ -124,23 +167,11 @@ def in_request(frame: pl.DataFrame, request: BarRequest, now: datetime | None = 
     """
     now = now or datetime.now(UTC)
     ts = pl.col("ts")
-    wanted = pl.lit(True)
-    if request.start is not None:
-        wanted &= ts >= request.start
-    if request.end is not None:
-        wanted &= ts < request.end
-    frame = frame.filter(wanted | ts.is_null())
+    frame = frame.filter(request.asked_for(ts) | ts.is_null())
     future = ts > now
     closed = bar_end(ts, request.interval) <= request.as_of
     return Received(
         bars=frame.filter(ts.is_null() | (closed & ~future)),
-        rejected=frame.filter(future).with_columns(
-            pl.lit(["ts_in_future"], dtype=pl.List(pl.String)).alias("failed")
-        ),
+        rejected=frame.filter(future).with_columns(failed_with("ts_in_future")),
         not_closed=frame.filter(~closed & ~future).height,
     )
-
-
-def with_raw(columns: Sequence[str]) -> pl.Expr:
-    """The expression that records each row as received, its ``columns`` as one JSON object."""
-    return pl.struct(columns).struct.json_encode().alias("raw")

@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from attnviz import config
-from attnviz.bars import RECEIVED_SCHEMA, VALUES, BarDataError
-from attnviz.sources.base import BarRequest, Received, in_request, with_raw
+from attnviz.bars import VALUES, BarDataError
+from attnviz.sources.base import RECEIVED, BarRequest, Received, in_request, with_raw
 
 
 @cache
@@ -72,5 +72,5 @@ class SampleSource:
             *VALUES,
             pl.lit(None).alias("turnover"),
             with_raw(bars.columns),
-        ).cast(RECEIVED_SCHEMA)
+        ).cast(RECEIVED)
         return in_request(received, request, now=request.as_of)

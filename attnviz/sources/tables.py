@@ -3,15 +3,11 @@
 Opening happens in two steps, so that a source can tell a file it cannot read at all
 from one whose rows are broken: :func:`peek` reads only the head of the file (its
 encoding and header, or a Parquet file's schema), :func:`load` then sets up the rows.
+:mod:`attnviz.sources.file_text` tells which files are data and how their bytes become
+text.
 
-CSV text
+CSV rows
 --------
-Files may be compressed: ``.csv.gz``, ``.csv.bz2``, ``.csv.xz``, ``.csv.zst``. Text is
-UTF-8 (with or without a BOM) or, with a BOM, UTF-16 or UTF-32; a file that is not
-valid UTF-8 is read as Latin-1, which maps every byte to a character, so nothing is
-lost. Binary content (a NUL byte, or the signature of a Parquet, zip or compressed
-file) is an error that says what the file looks like, never its bytes.
-
 The header line decides the separator: a comma if it has one, else a semicolon, tab
 or ``|``. Every value is read as text. A line without a single value (blank, or only
 separators) is not a row. A row with more fields than the header is *ragged*: its
@@ -20,51 +16,22 @@ values are not trusted to be in their columns, and the whole row is kept in ``_r
 Rows are numbered by the line they begin on, the header being line 1.
 """
 
-import bz2
 import codecs
 import csv
-import gzip
 import io
 import json
-import lzma
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO
 
 import polars as pl
-import pyarrow as pa
 
 from attnviz.bars import BarDataError
-from attnviz.sources.timestamps import quote
+from attnviz.sources.file_text import HEAD_BYTES, as_utf8, data_suffix, read_bytes, text_encoding
+from attnviz.sources.messages import quote
 
-COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-SUFFIXES = (".csv", *(f".csv{suffix}" for suffix in (*COMPRESSED, ".zst")), ".parquet")
 SEPARATORS = (",", ";", "\t", "|")
-# Enough of a file to find its encoding and header without reading all of it.
-HEAD_BYTES = 64 * 1024
-BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16: it starts with the same two bytes
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-# What a file that is not text most likely is, by its first bytes.
-MAGIC = {
-    b"PAR1": "a Parquet file",
-    b"PK\x03\x04": "a zip archive (an .xlsx workbook?)",
-    b"\x1f\x8b": "gzip-compressed data",
-    b"BZh": "bzip2-compressed data",
-    b"\xfd7zXZ": "xz-compressed data",
-    b"\x28\xb5\x2f\xfd": "zstd-compressed data",
-}
 HELPERS = ("_line", "_raw")
-
-
-def data_suffix(path: Path) -> str | None:
-    """The suffix that makes ``path`` a data file (``.csv.gz``), or ``None``."""
-    name = path.name.lower()
-    return next((s for s in SUFFIXES if name.endswith(s) and len(name) > len(s)), None)
 
 
 @dataclass(frozen=True)
@@ -133,6 +100,20 @@ class Table:
         """Whether some rows have more fields than the header (and the frame has ``_raw``)."""
         return "_raw" in self.schema
 
+    def collect(self, query: pl.LazyFrame) -> pl.DataFrame:
+        """Run a query on the file's rows; raises its errors as the file's :class:`BarDataError`."""
+        try:
+            return query.collect()
+        except pl.exceptions.PolarsError as error:
+            raise BarDataError(
+                f"{self.head.file}: cannot read it: {quote(str(error), 200)}"
+            ) from None
+
+    def has_rows(self, query: pl.LazyFrame) -> bool:
+        """Whether a query on the file's rows finds any."""
+        found: int = self.collect(query.select(pl.len())).item()
+        return found > 0
+
 
 def peek(file: Path) -> Head:
     """The head of a data file: read enough to know its columns, and no more.
@@ -149,10 +130,10 @@ def peek(file: Path) -> Head:
             raise BarDataError(
                 f"{file}: cannot read it as Parquet: {quote(str(error), 200)}"
             ) from None
-    head = _read_bytes(file, HEAD_BYTES)
+    head = read_bytes(file, HEAD_BYTES)
     if not head.strip():
         raise BarDataError(f"{file}: the file is empty: no header line")
-    encoding = _encoding(file, head)
+    encoding = text_encoding(file, head)
     text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head)
     first_line = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
     if not first_line.strip():
@@ -191,7 +172,7 @@ def load(head: Head) -> Table:
 
 def _csv_text(head: Head, width: int) -> tuple[Path | bytes, bool]:
     """A CSV file's text for polars, and whether some of its lines are uneven."""
-    source = _utf8(head.file, head.encoding or "utf-8")
+    source = as_utf8(head.file, head.encoding or "utf-8")
     try:
         return source, _uneven_lines(source, head.separator or ",", width)
     except pl.exceptions.PolarsError as error:
@@ -199,57 +180,8 @@ def _csv_text(head: Head, width: int) -> tuple[Path | bytes, bool]:
             raise BarDataError(
                 f"{head.file}: cannot read it as CSV: {quote(str(error), 200)}"
             ) from None
-    source = _utf8(head.file, "latin-1")  # not UTF-8 after all, past the head
+    source = as_utf8(head.file, "latin-1")  # not UTF-8 after all, past the head
     return source, _uneven_lines(source, head.separator or ",", width)
-
-
-def _binary(file: Path) -> BinaryIO:
-    """The file's bytes, decompressed as its suffix says."""
-    suffix = data_suffix(file) or ""
-    if suffix == ".csv.zst":
-        return pa.input_stream(str(file), compression="zstd")
-    opener = COMPRESSED.get(Path(suffix).suffix)
-    return opener(file) if opener else file.open("rb")
-
-
-def _read_bytes(file: Path, size: int | None = None) -> bytes:
-    """The first ``size`` bytes of the file, or all of them, decompressed."""
-    try:
-        with _binary(file) as stream:
-            return stream.read(size)
-    except (OSError, EOFError, lzma.LZMAError, pa.ArrowException) as error:
-        verb = "read" if data_suffix(file) == ".csv" else "decompress"
-        raise BarDataError(f"{file}: cannot {verb} it: {quote(str(error), 200)}") from None
-
-
-def _encoding(file: Path, head: bytes) -> str:
-    """The text encoding of a CSV file from its first bytes; binary content is an error."""
-    for bom, encoding in BOMS:
-        if head.startswith(bom):
-            return encoding
-    kind = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
-    if kind is not None or b"\x00" in head:
-        raise BarDataError(
-            f"{file}: not CSV text: it looks like {kind or 'binary data (it has NUL bytes)'}"
-        )
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
-
-
-def _utf8(file: Path, encoding: str) -> Path | bytes:
-    """The file's text as UTF-8 for polars: the file itself when it already is."""
-    if encoding == "utf-8" and data_suffix(file) == ".csv":
-        return file  # polars reads it from disk, never all of it in memory at once
-    data = _read_bytes(file)
-    if encoding == "utf-8":
-        return data
-    try:
-        return data.decode(encoding).encode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BarDataError(f"{file}: not valid {encoding} text: {error.reason}") from None
 
 
 def _polars_source(source: Path | bytes) -> Path | io.BytesIO:

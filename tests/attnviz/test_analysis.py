@@ -122,6 +122,14 @@ def test_previous_model_gives_cross_retrain_stability(setup) -> None:
     against_itself = analyze(trained, test, reference, previous=trained, config=SETTINGS)
     assert alone.window["jsd_prev_model"].is_nan().all()
     np.testing.assert_allclose(against_itself.window["jsd_prev_model"].to_numpy(), 0, atol=1e-6)
+    retrained = copy.deepcopy(trained)
+    with torch.no_grad():  # sharper queries: the same bars, attended otherwise
+        for layer in retrained.model.layers:
+            layer.attn.qkv.weight[: layer.attn.proj.in_features] *= 4
+    moved = analyze(trained, test, reference, previous=retrained, config=SETTINGS).window
+    assert (moved["jsd_prev_model"] > 1e-4).all()
+    # Only that column compares with the previous model.
+    assert moved.drop("jsd_prev_model").equals(alone.window.drop("jsd_prev_model"))
 
 
 def test_nothing_to_analyse_is_a_clear_error(setup) -> None:

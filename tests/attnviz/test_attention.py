@@ -31,6 +31,13 @@ def test_entropy_confidence_distance_and_recent_mass_by_hand() -> None:
     assert att.recent_mass(half, 2).item() == pytest.approx(0.5)
 
 
+def test_head_confidence_reads_the_last_query_row() -> None:
+    a = torch.full((1, 1, 2, 4, 4), 0.25, dtype=torch.float64)
+    a[0, 0, 0, -1] = rows([0, 0, 0, 1])  # head 0: row q one-hot, its other rows uniform
+    a[0, 0, 1, :-1] = rows([0, 0, 0, 1])  # head 1: the other way round
+    assert att.head_confidence(a)[0, 0].tolist() == pytest.approx([1, 0])
+
+
 def test_rollout_by_hand_and_rows_sum_to_one() -> None:
     a1 = rows([1, 0], [1, 0])  # both tokens read token 0
     a2 = rows([1, 0], [0, 1])  # identity

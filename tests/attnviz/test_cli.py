@@ -1,8 +1,10 @@
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from attnviz import config
@@ -28,7 +30,7 @@ def publish() -> None:
 
 
 @pytest.fixture
-def filled(bars) -> None:
+def filled(bars: Callable[..., pl.DataFrame]) -> None:
     with closing(connect()) as con:
         result = validate_bars(bars(4, symbol="XYZ"), "1d")
         store_series(con, "r1", ("test", "XYZ", "1d"), result.good, result.rejected, result.checks)
@@ -70,7 +72,7 @@ def test_errors_exit_non_zero_with_one_clear_line(
 
 @pytest.mark.usefixtures("filled")
 def test_sql_reads_the_published_snapshot_unless_asked_for_the_live_file(
-    bars, capsys: pytest.CaptureFixture[str]
+    bars: Callable[..., pl.DataFrame], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with closing(connect()) as con:
         result = validate_bars(bars(2, symbol="NEW"), "1d")
@@ -151,6 +153,7 @@ def test_arguments_that_cannot_work_fail_before_any_run(
 def test_a_failed_run_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     (tmp_path / "AAPL.csv").write_text("ts,open,high,low,close,volume\n2020-01-02,1,2,1,1.5,10\n")
     argv = ["ingest", "--source", "files", "--path", str(tmp_path), "--symbols", "MSFT"]
+    argv += ["--as-of", "2021-01-01"]
     done = subprocess.run(
         [sys.executable, "-m", "attnviz.cli", *argv], capture_output=True, text=True, timeout=300
     )

@@ -13,6 +13,8 @@ from attnviz.features import (
     compute_targets,
     make_windows,
 )
+from attnviz.model import ModelConfig
+from attnviz.train import TrainConfig, fit_series
 
 CONFIG = FeatureConfig(
     seq_len=10,
@@ -113,16 +115,47 @@ def test_split_is_chronological_with_an_embargo_of_a_window_plus_horizon() -> No
         chronological_split(30, CONFIG.embargo)
 
 
+def fitted_by_the_recipe(bars: pl.DataFrame) -> tuple[Scaler, float]:
+    """The scaler and target scale the training recipe (``fit_series``) fits on ``bars``."""
+    tiny = ModelConfig(d_model=8, n_heads=2, n_layers=1, dropout=0.0)
+    fit = fit_series([bars], CONFIG, tiny, TrainConfig(epochs=1), log=lambda _: None)
+    return fit.trained.scaler, fit.trained.target_scale
+
+
+def times(bars: pl.DataFrame, prices: np.ndarray, volume: np.ndarray) -> pl.DataFrame:
+    """``bars`` with each bar's prices times its factor in ``prices``, its volume in ``volume``."""
+    return bars.with_columns(
+        *(pl.col(column) * prices for column in ("open", "high", "low", "close")),
+        pl.col("volume") * volume,
+    )
+
+
 def test_scaler_uses_training_windows_only() -> None:
     bars = random_bars(400)
     windows = make_windows(bars, CONFIG)
     split = chronological_split(len(windows), CONFIG.embargo)
-    scaler = Scaler.fit(windows.take(split.train).x)
-    wild = windows.take(split.test).x * 1000
-    assert np.allclose(scaler.mean, Scaler.fit(windows.take(split.train).x).mean)
-    assert not np.allclose(
-        scaler.mean, Scaler.fit(np.concatenate([windows.take(split.train).x, wild])).mean
-    )
+    ts = bars["ts"].dt.replace_time_zone(None).to_numpy()
+    # The last bar a training window reads, its targets included.
+    last_read = int(np.flatnonzero(ts == windows.end_ts[split.train[-1]])[0]) + CONFIG.horizon
+    scaler, target_scale = fitted_by_the_recipe(bars)
+
+    # Every bar after it goes wild: a 20% random walk on the prices, a thousand times the volume.
+    later = np.arange(bars.height) > last_read
+    walk = np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.2, bars.height) * later))
+    wild = times(bars, walk, np.where(later, 1000.0, 1.0))
+    wild_windows = make_windows(wild, CONFIG)
+    assert not np.allclose(wild_windows.x[split.val], windows.x[split.val])
+    assert not np.allclose(wild_windows.x[split.test], windows.x[split.test])
+    assert not np.allclose(Scaler.fit(wild_windows.x).std, Scaler.fit(windows.x).std)
+    wild_scaler, wild_target_scale = fitted_by_the_recipe(wild)
+    np.testing.assert_array_equal(wild_scaler.mean, scaler.mean)
+    np.testing.assert_array_equal(wild_scaler.std, scaler.std)
+    assert wild_target_scale == target_scale
+
+    # ... while a 5% jump at one training bar moves it: it is fitted on the training part.
+    jump = np.where(np.arange(bars.height) >= last_read // 2, 1.05, 1.0)
+    jumped_scaler, _ = fitted_by_the_recipe(times(bars, jump, np.ones(bars.height)))
+    assert not np.allclose(jumped_scaler.mean, scaler.mean)
     scaled = scaler.transform(windows.take(split.train).x).reshape(-1, len(FEATURES))
     np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(scaled.std(axis=0), 1, atol=1e-3)

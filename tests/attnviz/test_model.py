@@ -1,15 +1,37 @@
 import pytest
 import torch
 
-from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig
+from attnviz.model import (
+    AttentionTransformer,
+    LSTMBaseline,
+    ModelConfig,
+    PredictionHeads,
+    Predictions,
+)
 
 SMALL = ModelConfig(d_model=32, n_heads=4, n_layers=2, dropout=0.1)
+OUTPUTS = ("ret", "direction_logit", "vol")
+
+
+def seeded(seed: int = 0, config: ModelConfig = SMALL) -> AttentionTransformer:
+    torch.manual_seed(seed)
+    return AttentionTransformer(config).eval()
+
+
+def assert_same(left: Predictions, right: Predictions) -> None:
+    for name in OUTPUTS:
+        torch.testing.assert_close(getattr(left, name), getattr(right, name))
+
+
+def differs(left: Predictions, right: Predictions) -> bool:
+    """Whether the predictions of some window moved by more than rounding."""
+    return any(
+        not torch.allclose(getattr(left, name), getattr(right, name), atol=1e-5) for name in OUTPUTS
+    )
 
 
 def test_attention_path_returns_every_layer_and_rows_sum_to_one() -> None:
-    torch.manual_seed(0)
-    model = AttentionTransformer(SMALL).eval()
-    predictions, attention = model(torch.randn(3, 20, 8), return_attention=True)
+    predictions, attention = seeded()(torch.randn(3, 20, 8), return_attention=True)
     assert list(attention) == ["layer_0", "layer_1"]
     for probs in attention.values():
         assert probs.shape == (3, 4, 20, 20)
@@ -19,32 +41,90 @@ def test_attention_path_returns_every_layer_and_rows_sum_to_one() -> None:
 
 
 def test_fast_and_attention_paths_agree_in_eval_mode() -> None:
-    torch.manual_seed(0)
-    model = AttentionTransformer(SMALL).eval()
+    model = seeded()
     x = torch.randn(5, 30, 8)
     fast = model(x)
     slow, _ = model(x, return_attention=True)
-    for name in ("ret", "direction_logit", "vol"):
+    for name in OUTPUTS:
         torch.testing.assert_close(getattr(fast, name), getattr(slow, name), atol=1e-5, rtol=1e-5)
 
 
 def test_outputs_have_their_ranges_and_keyword_sizes_work() -> None:
     model = AttentionTransformer(input_dim=8, d_model=64, n_heads=4, n_layers=3, dropout=0.1).eval()
+    assert model.config == ModelConfig(input_dim=8, d_model=64, n_heads=4, n_layers=3, dropout=0.1)
+    assert len(model.layers) == 3 and model.input.out_features == 64
     predictions = model(torch.randn(4, 60, 8) * 10)
     assert (predictions.vol >= 0).all()
     assert ((predictions.direction_prob > 0) & (predictions.direction_prob < 1)).all()
+    torch.testing.assert_close(
+        predictions.direction_prob, torch.sigmoid(predictions.direction_logit)
+    )
     with pytest.raises(ValueError, match="not divisible"):
         AttentionTransformer(d_model=30, n_heads=4)
 
 
 def test_prediction_uses_the_window_it_is_given_only() -> None:
-    model = AttentionTransformer(SMALL).eval()
+    model = seeded()
     x = torch.randn(2, 20, 8)
-    alone = model(x[:1]).ret
-    together = model(x).ret[:1]
-    torch.testing.assert_close(alone, together)
+    together = model(x)
+    alone = model(x[:1])
+    assert_same(alone, Predictions(*(getattr(together, name)[:1] for name in OUTPUTS)))
+    other = x.clone()
+    other[1] = torch.randn(20, 8) * 5  # the other window changes, this one's prediction does not
+    assert_same(alone, Predictions(*(getattr(model(other), name)[:1] for name in OUTPUTS)))
 
 
-def test_lstm_baseline_has_the_same_heads() -> None:
-    predictions = LSTMBaseline(SMALL)(torch.randn(2, 20, 8))
+def test_the_prediction_reads_every_bar_of_its_window_the_first_included() -> None:
+    # Not causal inside a window: the last position attends to all bars before it.
+    model = seeded()
+    x = torch.randn(3, 20, 8)
+    first_changed = x.clone()
+    first_changed[:, 0] += 1.0
+    assert differs(model(x), model(first_changed))
+
+
+def test_the_order_of_the_bars_matters_through_the_position_encodings() -> None:
+    model = seeded()
+    x = torch.randn(3, 20, 8)
+    reordered = torch.cat([x[:, :-1].flip(1), x[:, -1:]], 1)  # the same bars, the last one last
+    assert differs(model(x), model(reordered))
+    # Without its position encodings the model could not tell: attention is order-blind.
+    model.positions.zero_()
+    assert_same(model(x), model(reordered))
+
+
+def test_a_seed_builds_the_same_model_and_another_seed_another() -> None:
+    x = torch.randn(4, 20, 8)
+    first, again, other = seeded(0), seeded(0), seeded(1)
+    for name, value in first.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], value, rtol=0, atol=0)
+    assert_same(first(x), again(x))
+    assert differs(first(x), other(x))
+
+
+def test_gradients_reach_every_parameter() -> None:
+    model = seeded(config=ModelConfig(d_model=32, n_heads=4, n_layers=2, dropout=0.0)).train()
+    predictions = model(torch.randn(8, 20, 8))
+    (predictions.ret + predictions.direction_logit + predictions.vol).sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_dropout_acts_in_training_only() -> None:
+    model = seeded(config=ModelConfig(d_model=32, n_heads=4, n_layers=2, dropout=0.5))
+    x = torch.randn(4, 20, 8)
+    assert_same(model(x), model(x))
+    model.train()
+    assert differs(model(x), model(x))
+
+
+def test_lstm_baseline_has_the_same_heads_and_reads_the_whole_window() -> None:
+    torch.manual_seed(0)
+    lstm = LSTMBaseline(SMALL).eval()
+    assert isinstance(lstm.heads, PredictionHeads)
+    x = torch.randn(2, 20, 8)
+    predictions = lstm(x)
     assert predictions.ret.shape == (2,) and (predictions.vol >= 0).all()
+    first_changed = x.clone()
+    first_changed[:, 0] += 1.0
+    assert differs(predictions, lstm(first_changed))

@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 
 from attnviz.bars import SCHEMA, BarDataError
-from attnviz.quality import CHECKS, validate_bars, validate_received
+from attnviz.quality import validate_bars, validate_received
+from attnviz.quality_suite import CHECKS
 from attnviz.sources.base import Received, with_raw
 
 Bars = Callable[..., pl.DataFrame]
@@ -39,8 +40,9 @@ def test_clean_bars_all_load_and_every_check_reports(bars: Bars) -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ({"close": float("nan")}, {"close_not_null"}),
-        ({"open": None}, {"open_not_null"}),
+        # A missing price also fails the comparisons it takes part in.
+        ({"close": float("nan")}, {"close_not_null", "high_ge_close", "low_le_close"}),
+        ({"open": None}, {"open_not_null", "high_ge_open", "low_le_open"}),
         ({"volume": None}, {"volume_not_null"}),
         (
             {"low": -1.0, "open": -0.5, "close": -0.2},
@@ -53,12 +55,12 @@ def test_clean_bars_all_load_and_every_check_reports(bars: Bars) -> None:
     ],
 )
 def test_row_checks_name_what_failed_and_keep_the_rest(
-    bars: Bars, values: dict, expected: set[str]
+    bars: Bars, values: dict[str, object], expected: set[str]
 ) -> None:
     received = spoil(bars(5), 2, **values)
     failed = failed_by_row(received)
     assert list(failed) == [2]
-    assert expected <= failed[2]
+    assert failed[2] == expected
 
 
 def test_duplicate_key_rejects_every_copy(bars: Bars) -> None:
@@ -148,7 +150,7 @@ def test_wrong_dtype_or_missing_column_is_a_clear_error(bars: Bars) -> None:
     ],
 )
 def test_infinite_and_absurd_values_are_quarantined(
-    bars: Bars, values: dict, expected: set[str]
+    bars: Bars, values: dict[str, object], expected: set[str]
 ) -> None:
     failed = failed_by_row(spoil(bars(5), 2, **values))
     assert set(failed) >= {2} and failed[2] == expected

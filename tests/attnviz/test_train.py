@@ -1,18 +1,15 @@
 import copy
 import math
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
 
-from attnviz.checkpoint import CheckpointError, TrainedModel
 from attnviz.features import FeatureConfig
-from attnviz.metrics import auc, metrics, naive_predictions
-from attnviz.model import AttentionTransformer, ModelConfig
-from attnviz.objective import Prepared
-from attnviz.train import TrainConfig, TrainingDiverged, fit_series, train_model
+from attnviz.model import AttentionTransformer, ModelConfig, Predictions
+from attnviz.objective import Prepared, multitask_loss
+from attnviz.train import TrainConfig, TrainingDiverged, fit_series, split_series, train_model
 
 FEATURES = FeatureConfig(seq_len=20, horizon=3)
 MODEL = ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0)
@@ -83,82 +80,6 @@ def test_early_stopping_keeps_the_best_epoch(random_walk) -> None:
     assert len(history) - 1 - fit.transformer.best_epoch == 2
 
 
-def test_metrics_against_hand_computed_values() -> None:
-    from attnviz.features import Windows
-
-    windows = Windows(
-        x=np.zeros((4, 1, 8)),
-        next_return=np.array([0.01, -0.02, 0.03, -0.01]),
-        direction=np.array([1.0, 0.0, 1.0, 0.0]),
-        future_vol=np.array([0.01, 0.01, 0.02, 0.02]),
-        trailing_vol=np.array([0.02, 0.02, 0.02, 0.02]),
-        end_ts=np.arange(4),
-    )
-    predicted = {
-        "ret": np.zeros(4),
-        "prob": np.array([0.9, 0.6, 0.4, 0.1]),
-        "vol": np.full(4, 0.01),
-    }
-    scores = metrics(predicted, windows)
-    assert scores["direction_accuracy"] == 0.5
-    assert scores["direction_f1"] == pytest.approx(0.5)
-    assert scores["direction_auc"] == pytest.approx(0.75)
-    assert scores["return_mae"] == pytest.approx(0.0175)
-    assert scores["vol_mse"] == pytest.approx(0.0001 / 2)
-    naive = metrics(naive_predictions(windows, up_rate=0.6), windows)
-    assert naive["direction_accuracy"] == 0.5 and naive["direction_auc"] == 0.5
-    assert naive["vol_mse"] == pytest.approx((0.0001 * 2 + 0) / 4)
-    assert math.isnan(auc(np.ones(3), np.arange(3)))
-
-
-def test_a_saved_model_loads_back_and_predicts_the_same(tmp_path, random_walk) -> None:
-
-    fit = fit_series(
-        [random_walk(600, seed=4)], FEATURES, MODEL, TrainConfig(epochs=1), log=lambda _: None
-    )
-    path = tmp_path / "models" / "m-v1.pt"
-    fit.trained.save(path)
-    assert [p.name for p in path.parent.iterdir()] == ["m-v1.pt"]  # no temporary left behind
-    loaded = TrainedModel.load(path)
-    assert loaded.feature_config == FEATURES and loaded.target_scale == fit.trained.target_scale
-    np.testing.assert_array_equal(
-        loaded.predict(fit.test)["ret"], fit.trained.predict(fit.test)["ret"]
-    )
-    weights = TRAIN.loss_weights
-    same_units = loaded.validation_loss(fit.val, weights, fit.trained.target_scale)
-    assert same_units == pytest.approx(fit.transformer.best_val_loss, rel=1e-5)
-
-
-@pytest.mark.parametrize(
-    ("val_loss", "active", "status", "reason"),
-    [
-        (1.0, None, "active", "no comparable active model"),
-        (1.04, 1.0, "active", "within 5%"),
-        (1.06, 1.0, "rejected", "worse than the active model's 1.0000 by more than 5%"),
-        (math.nan, None, "rejected", "validation loss is nan"),
-        (math.inf, 1.0, "rejected", "validation loss is inf"),
-        (0.5, math.nan, "active", "the active model's validation loss is nan"),
-    ],
-)
-def test_promotion_rule(val_loss: float, active: float | None, status: str, reason: str) -> None:
-    from attnviz.registry import promotion
-
-    decided, why = promotion(val_loss, active, margin=0.05)
-    assert decided == status and reason in why
-
-
-def test_an_active_model_that_cannot_be_read_is_replaced_but_never_by_a_nan_model() -> None:
-    from attnviz.registry import promotion
-
-    problem = "v1: cannot read checkpoint /m/x-v1.pt: RuntimeError: bad zip"
-    status, why = promotion(1.0, None, margin=0.05, active_unreadable=problem)
-    assert status == "active" and why.endswith(problem)
-    assert promotion(math.nan, None, margin=0.05, active_unreadable=problem) == (
-        "rejected",
-        "validation loss is nan",
-    )
-
-
 def random_data(n: int, seed: int) -> Prepared:
     """``n`` windows of noise shaped like the quick model's inputs."""
     generator = torch.Generator().manual_seed(seed)
@@ -167,6 +88,20 @@ def random_data(n: int, seed: int) -> Prepared:
         ret=torch.randn(n, generator=generator),
         direction=(torch.rand(n, generator=generator) > 0.5).float(),
         vol=torch.rand(n, generator=generator),
+    )
+
+
+def test_the_loss_weighs_each_task_by_its_weight() -> None:
+    data = random_data(64, seed=3)
+    zeros = torch.zeros(64, dtype=data.ret.dtype)
+    total, parts = multitask_loss(
+        Predictions(ret=zeros, direction_logit=zeros, vol=zeros), data, (2.0, 0.5, 3.0)
+    )
+    assert parts["return"] == pytest.approx(float((data.ret**2).mean()))
+    assert parts["direction"] == pytest.approx(math.log(2))  # a logit of 0 says 1/2 to any label
+    assert parts["vol"] == pytest.approx(float((data.vol**2).mean()))
+    assert total.item() == pytest.approx(
+        2 * parts["return"] + 0.5 * parts["direction"] + 3 * parts["vol"]
     )
 
 
@@ -214,54 +149,7 @@ def test_a_loss_that_turns_nan_stops_training_and_keeps_the_best_weights() -> No
         torch.testing.assert_close(tensor, after_first[0][name], rtol=0, atol=0)
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory, random_walk) -> Path:
-    fit = fit_series(
-        [random_walk(400, seed=7)], FEATURES, MODEL, TrainConfig(epochs=1), log=lambda _: None
-    )
-    path = tmp_path_factory.mktemp("models") / "m-v1.pt"
-    fit.trained.save(path)
-    return path
-
-
-@pytest.mark.parametrize(
-    ("damage", "cause"),
-    [
-        ("truncated", "not a whole checkpoint: cut short or overwritten"),
-        ("garbage", "not a whole checkpoint: cut short or overwritten"),
-        ("empty", "not a whole checkpoint: cut short or overwritten"),
-        ("missing", "No such file or directory"),
-    ],
-)
-def test_a_checkpoint_that_cannot_be_read_is_named_with_the_cause(
-    saved: Path, tmp_path: Path, damage: str, cause: str
-) -> None:
-    path = tmp_path / "m-v1.pt"
-    whole = saved.read_bytes()
-    contents = {"truncated": whole[: len(whole) // 2], "garbage": b"not a model\n", "empty": b""}
-    if damage in contents:
-        path.write_bytes(contents[damage])
-    with pytest.raises(CheckpointError) as raised:
-        TrainedModel.load(path)
-    message = str(raised.value)
-    assert message.startswith(f"cannot read checkpoint {path}: ") and cause in message
-    assert "\n" not in message  # one line, not torch's paragraph
-
-
-def test_a_checkpoint_that_cannot_be_written_names_the_folder_and_leaves_nothing(
-    saved: Path, tmp_path: Path
-) -> None:
-    trained = TrainedModel.load(saved)
-    (tmp_path / "home").write_text("a file where the models folder should go")
-    path = tmp_path / "home" / "models" / "m-v1.pt"
-    with pytest.raises(CheckpointError, match=f"cannot write checkpoint {path}: .*: {path.parent}"):
-        trained.save(path)
-    assert [p.name for p in tmp_path.iterdir()] == ["home"]
-
-
 def test_pooled_series_are_split_each_on_its_own_then_joined(random_walk) -> None:
-    from attnviz.train import split_series
-
     one, two = random_walk(500, seed=5), random_walk(700, seed=6)
     pooled, ranges = split_series([one, two], FEATURES)
     alone = [split_series([bars], FEATURES)[0] for bars in (one, two)]

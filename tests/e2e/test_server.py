@@ -13,8 +13,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +28,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.server]
 # One logical piece of work: every run below, manual or scheduled, does exactly this.
 WORK = {"symbols": ["IBM", "MSFT"], "interval": "1d", "as_of": "2005-01-03T00:00:00+00:00"}
 DONE = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# Per table: its row count and its primary keys (the ``state_of`` fixture of conftest.py).
+WarehouseState = dict[str, tuple[int, set[tuple[object, ...]]]]
+StateOf = Callable[[Path], WarehouseState]
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def api(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -147,7 +152,7 @@ def run_deployment(served: dict[str, Any], name: str) -> dict[str, Any]:
     """Create a run of a deployment as the UI's Run button does, and wait for it to end."""
     base = served["base"]
     created = api(base, "POST", f"/deployments/{served['ids'][name]}/create_flow_run", {})
-    run = wait_for(
+    run: dict[str, Any] = wait_for(
         lambda: (r := api(base, "GET", f"/flow_runs/{created['id']}"))["state_type"] in DONE and r,
         240,
         f"flow run {created['id']} of {name}",
@@ -156,7 +161,7 @@ def run_deployment(served: dict[str, Any], name: str) -> dict[str, Any]:
     return run
 
 
-def settled(served: dict[str, Any], state_of: Any) -> dict[str, Any]:
+def settled(served: dict[str, Any], state_of: StateOf) -> WarehouseState:
     """The published snapshot once no run is in progress (the scheduled one may overlap ours).
 
     A run that ends while another is in progress leaves publishing to that one.
@@ -171,7 +176,9 @@ def settled(served: dict[str, Any], state_of: Any) -> dict[str, Any]:
     return state_of(snapshot)
 
 
-def test_a_rerun_through_the_api_leaves_the_warehouse_unchanged(served, state_of) -> None:
+def test_a_rerun_through_the_api_leaves_the_warehouse_unchanged(
+    served: dict[str, Any], state_of: StateOf
+) -> None:
     first = run_deployment(served, "ingest-manual")
     once = settled(served, state_of)
     second = run_deployment(served, "ingest-manual")
@@ -184,7 +191,9 @@ def test_a_rerun_through_the_api_leaves_the_warehouse_unchanged(served, state_of
     timings["first_run_to_start_s"] = _seconds(first["start_time"]) - _seconds(first["created"])
 
 
-def test_two_runs_at_once_take_turns_and_both_complete(served, state_of) -> None:
+def test_two_runs_at_once_take_turns_and_both_complete(
+    served: dict[str, Any], state_of: StateOf
+) -> None:
     base, deployment = served["base"], served["ids"]["ingest-manual"]
     created = [
         api(base, "POST", f"/deployments/{deployment}/create_flow_run", {}) for _ in range(2)
@@ -202,7 +211,7 @@ def test_two_runs_at_once_take_turns_and_both_complete(served, state_of) -> None
     assert state["runs"][0] == 1 and state["bars"][0] > 0
 
 
-def test_the_cron_schedule_creates_and_runs_a_flow_run(served) -> None:
+def test_the_cron_schedule_creates_and_runs_a_flow_run(served: dict[str, Any]) -> None:
     base, deployment = served["base"], served["ids"]["ingest-every-minute"]
 
     def completed_scheduled_run() -> dict[str, Any] | None:
@@ -223,7 +232,7 @@ def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-def test_the_ui_calls_the_api_of_its_own_port(served) -> None:
+def test_the_ui_calls_the_api_of_its_own_port(served: dict[str, Any]) -> None:
     # The UI reads its API address from /ui-settings; on any port but 4200 it used to say
     # "Can't connect to Server API" (or show another server's runs).
     root = served["base"].removesuffix("/api")
@@ -231,7 +240,7 @@ def test_the_ui_calls_the_api_of_its_own_port(served) -> None:
     assert api(root, "GET", "/ui-settings")["api_url"] == served["base"]
 
 
-def test_the_run_form_describes_every_parameter(served) -> None:
+def test_the_run_form_describes_every_parameter(served: dict[str, Any]) -> None:
     # What the UI's run form shows under each field: the deployment's parameter schema.
     deployment = api(served["base"], "GET", f"/deployments/{served['ids']['ingest-manual']}")
     properties = deployment["parameter_openapi_schema"]["properties"]

@@ -34,7 +34,7 @@ ingest(symbols=["IBM", "MSFT"], as_of=datetime(2005, 1, 3, tzinfo=UTC))
 """
 
 
-def sql(query: str, params: list[Any] | None = None) -> list[tuple]:
+def sql(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     with closing(connect(read_only=True)) as con:
         return con.execute(query, params or []).fetchall()
 
@@ -81,7 +81,7 @@ def test_nothing_the_command_starts_outlives_it(stop: signal.Signals, tmp_path: 
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "INFO"}
     env.pop("PREFECT_API_URL", None)  # as a user runs it: Prefect needs a temporary server
     command = [sys.executable, "-m", "attnviz.cli", "--db", str(database)]
-    command += ["ingest", "--symbols", "AAPL"]
+    command += ["ingest", "--symbols", "AAPL", "--as-of", AS_OF.isoformat()]
     # The test holds the runs lock, so the run waits for it in the middle of its flow,
     # with its Prefect server up, and says so.
     with file_lock(runs_lock_path(database), 0, holder="the test"), log.open("wb") as output:

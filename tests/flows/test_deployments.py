@@ -1,7 +1,8 @@
 """The deployments of prefect.yaml: what `attnviz serve` and `prefect deploy` both read."""
 
 import yaml
-from prefect.flows import load_flow_from_entrypoint
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.flows import Flow, load_flow_from_entrypoint
 
 from attnviz import config
 from flows.deployments import DEPLOYMENTS_FILE, load_deployments
@@ -26,7 +27,9 @@ def test_prefect_yaml_declares_the_scheduled_deployments_with_valid_defaults() -
         for _, timezone in schedules[name]:
             assert timezone in entry["description"]
         assert entry["work_pool"]["name"] == "attnviz-process"
-        flow = load_flow_from_entrypoint(str(config.REPO_ROOT / entry["entrypoint"]))
+        flow: Flow[..., object] = load_flow_from_entrypoint(
+            str(config.REPO_ROOT / entry["entrypoint"])
+        )
         flow.validate_parameters(entry.get("parameters", {}) | {"as_of": "2013-01-01T00:00:00Z"})
 
 
@@ -43,7 +46,8 @@ def test_serve_builds_the_same_deployments_from_the_file() -> None:
         "lookback_bars": 2000,
     }
     assert served["nightly-0200-utc"].entrypoint == "flows/nightly.py:nightly"
-    [schedule] = served["ingest-stocks-1630-new-york"].schedules
+    [schedule] = served["ingest-stocks-1630-new-york"].schedules or []
+    assert isinstance(schedule.schedule, CronSchedule)
     assert schedule.schedule.cron == "30 16 * * 1-5"
     assert schedule.schedule.timezone == "America/New_York"
     properties = served["ingest-intraday-15min-utc"]._parameter_openapi_schema.properties

@@ -89,11 +89,14 @@ PER_ATTEMPT_KEYS = {("models", "hyperparameters"): {"train_seconds"}}
 # Files compared by their rows, not their bytes (DuckDB's layout depends on its history).
 DATABASE_SUFFIXES = (".duckdb", ".duckdb.wal")
 
+Row = tuple[Any, ...]  # a table row as DuckDB returns it
+
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -152,6 +155,8 @@ class Driver:
             text=True,
             start_new_session=True,
         )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.requests, self.answers = self.process.stdin, self.process.stdout
 
     def run(
         self,
@@ -185,23 +190,23 @@ class Driver:
             "max_file_bytes": max_file_bytes,
         }
         started = time.monotonic()
-        self.process.stdin.write(json.dumps(request, default=str) + "\n")
-        self.process.stdin.flush()
-        pid = json.loads(self.process.stdout.readline())["pid"]
+        self.requests.write(json.dumps(request, default=str) + "\n")
+        self.requests.flush()
+        pid = json.loads(self.answers.readline())["pid"]
         seen: set[tuple[int, int]] = set()
         late = False
-        while not select.select([self.process.stdout], [], [], 0.05)[0]:
+        while not select.select([self.answers], [], [], 0.05)[0]:
             seen |= descendants(pid)
             if not late and time.monotonic() - started > timeout:
                 os.killpg(pid, signal.SIGKILL)  # its status still comes, and is read below
                 late = True
-        status = json.loads(self.process.stdout.readline())["status"]
+        status = json.loads(self.answers.readline())["status"]
         if late:
             pytest.fail(f"{name} ran longer than {timeout} s; see {log}")
         return Outcome(pid, os.waitstatus_to_exitcode(status), log.read_text(), seen)
 
     def close(self) -> None:
-        self.process.stdin.close()
+        self.requests.close()
         self.process.wait(30)
 
 
@@ -245,7 +250,7 @@ def _normalised(value: Any, home: Path, keys: set[str]) -> Any:
     return value
 
 
-def warehouse_rows(database: Path, home: Path) -> dict[str, list[tuple]]:
+def warehouse_rows(database: Path, home: Path) -> dict[str, list[Row]]:
     """Every table's rows, sorted, without the columns that differ per attempt.
 
     The attempt history (``run_attempts``, ``run_series_attempts``) is left out: it
@@ -295,8 +300,8 @@ class Contents:
     Files are compared by digest: checkpoints, figures, and whatever else is left there.
     """
 
-    rows: dict[str, list[tuple]]
-    snapshot: dict[str, list[tuple]]
+    rows: dict[str, list[Row]]
+    snapshot: dict[str, list[Row]]
     files: dict[str, str]
 
     @classmethod
@@ -326,7 +331,7 @@ class Contents:
         return found
 
 
-def sql(home: Path, query: str, params: list[Any] | None = None) -> list[tuple]:
+def sql(home: Path, query: str, params: list[Any] | None = None) -> list[Row]:
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(query, params or []).fetchall()
 
@@ -341,7 +346,7 @@ def runs(home: Path) -> list[dict[str, Any]]:
 def flow_failure(log: str) -> str:
     """The reason the flow run's final state gives for its failure."""
     [reason] = re.findall(r"Flow run '[^']*' - Finished in state Failed\((.*)\)$", log, re.M)
-    return reason
+    return str(reason)
 
 
 @dataclass(frozen=True)
@@ -471,7 +476,7 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
 def test_a_read_only_home_fails_the_run_with_one_error_naming_the_folder(
     warehouse: str, driver: Driver, read_only_folder: Path, tmp_path: Path
 ) -> None:
-    env = {"ATTNVIZ_HOME": str(read_only_folder)}
+    env: dict[str, str | None] = {"ATTNVIZ_HOME": str(read_only_folder)}
     if warehouse == "elsewhere":  # the home then holds only checkpoints and figures
         env["ATTNVIZ_DB"] = str(tmp_path / "db" / "warehouse.duckdb")
     outcome = driver.run(tmp_path, "read-only", env=env)

@@ -8,25 +8,36 @@ from typing import Any
 import pytest
 from prefect.exceptions import ParameterTypeError
 
-import tasks.ingest
 from attnviz.catalogue import CatalogueError
+from attnviz.quality import DEFAULT_MAX_REJECTED_SHARE
 from flows.ingest import ingest
 from flows.steps import IngestError
+from warehouse.bars import SeriesLoad, store_series
 from warehouse.db import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
 HEADER = "Date,Open,High,Low,Close,Volume\n"
 GOOD = [f"2024-01-{day:02d},10,11,9,10.5,100\n" for day in range(2, 12)]
+# The as-of of the runs over files: after every bar they hold has closed, whatever today is.
+FILES_AS_OF = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def sql(query: str, params: list[Any] | None = None) -> list[tuple]:
+def sql(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     with closing(connect(read_only=True)) as con:
         return con.execute(query, params or []).fetchall()
 
 
-def files_ingest(path: Path, **kwargs: Any):
-    return ingest(source="files", symbols=["MSFT"], source_options={"path": str(path)}, **kwargs)
+def files_ingest(
+    path: Path,
+    as_of: datetime = FILES_AS_OF,
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+) -> list[SeriesLoad]:
+    """Ingest MSFT from the files in ``path``."""
+    return ingest(
+        source="files", symbols=["MSFT"], source_options={"path": str(path)}, as_of=as_of,
+        max_rejected_share=max_rejected_share,
+    )  # fmt: skip
 
 
 def test_incremental_replay_reads_only_new_bars_plus_overlap() -> None:
@@ -130,7 +141,7 @@ def test_a_long_range_loads_in_pieces_and_a_failed_run_resumes_without_gap_or_du
 ) -> None:
     days = [f"2024-01-{day:02d},10,11,9,10.5,100\n" for day in range(1, 31)]
     (tmp_path / "MSFT.csv").write_text(HEADER + "".join(days))
-    work = {
+    work: dict[str, Any] = {
         "source": "files",
         "symbols": ["MSFT"],
         "source_options": {"path": str(tmp_path)},
@@ -138,20 +149,19 @@ def test_a_long_range_loads_in_pieces_and_a_failed_run_resumes_without_gap_or_du
         "as_of": datetime(2024, 2, 1, tzinfo=UTC),
         "chunk_bars": 7,  # 30 days: pieces of 7, 7, 7, 7 and 2 bars
     }
-    real = tasks.ingest.store_series
     pieces = iter(range(100))
 
     def fails_on_the_third_piece(*args: Any, **kwargs: Any) -> Any:
         if next(pieces) == 2:
             raise OSError("disk gone")
-        return real(*args, **kwargs)
+        return store_series(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.ingest, "store_series", fails_on_the_third_piece)
-    with pytest.raises(IngestError, match="OSError: disk gone"):
-        ingest(**work)
+    with monkeypatch.context() as patched:
+        patched.setattr("tasks.ingest.store_series", fails_on_the_third_piece)
+        with pytest.raises(IngestError, match="OSError: disk gone"):
+            ingest(**work)
     assert sql("SELECT loaded, new_bars, complete FROM run_series") == [(14, 14, False)]
 
-    monkeypatch.setattr(tasks.ingest, "store_series", real)
     [load] = ingest(**work)  # the same work: resumes from the 14 stored bars (less the overlap)
     assert sql("SELECT count(*), count(DISTINCT ts), min(ts)::DATE, max(ts)::DATE FROM bars") == [
         (30, 30, datetime(2024, 1, 1).date(), datetime(2024, 1, 30).date())
@@ -197,13 +207,17 @@ def test_bars_loaded_on_the_wrong_days_are_repaired_and_counts_reconcile(tmp_pat
     (tmp_path / "MSFT.csv").write_text(HEADER + "".join(month_first))
     # Read with the wrong order: eleven bars land on the 1st of February .. December.
     wrong = {"path": str(tmp_path), "ts_format": "%d/%m/%Y"}
-    ingest(source="files", symbols=["MSFT"], source_options=wrong, max_rejected_share=1.0)
+    ingest(
+        source="files", symbols=["MSFT"], source_options=wrong, max_rejected_share=1.0,
+        as_of=FILES_AS_OF,
+    )  # fmt: skip
     assert sql("SELECT count(*) FROM bars WHERE day(ts) = 1") == [(11,)]
 
     right = {"path": str(tmp_path), "ts_format": "%m/%d/%Y"}
     [load] = ingest(
-        source="files", symbols=["MSFT"], source_options=right, incremental=False, repair=True
-    )
+        source="files", symbols=["MSFT"], source_options=right, incremental=False, repair=True,
+        as_of=FILES_AS_OF,
+    )  # fmt: skip
     assert (load.received, load.loaded, load.new_bars, load.removed_bars) == (11, 11, 11, 11)
     assert sql("SELECT min(ts)::DATE, max(ts)::DATE, count(*) FROM bars") == [
         (datetime(2024, 1, 2).date(), datetime(2024, 1, 12).date(), 11)

@@ -35,7 +35,7 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def sql(query: str) -> list[tuple]:
+def sql(query: str) -> list[tuple[Any, ...]]:
     with closing(connect(read_only=True)) as con:
         return con.execute(query).fetchall()
 
@@ -129,7 +129,11 @@ def test_stocks_go_to_yahoo_in_one_request_and_a_failed_ticker_fails_alone(
 ) -> None:
     # Yahoo's edge is yfinance.download (our one function that calls yf.download): it answers
     # with recorded frames in yf.download's shapes; everything behind it is the real flow.
-    bars = [(10.0, 12.0, 9.0, 11.0, 100), (11.0, 13.0, 10.0, 12.0, 200), (12, 14, 11, 13, 300)]
+    bars: list[yx.Bar] = [
+        (10.0, 12.0, 9.0, 11.0, 100),
+        (11.0, 13.0, 10.0, 12.0, 200),
+        (12, 14, 11, 13, 300),
+    ]
     january = yx.history(["2024-01-02", "2024-01-03", "2024-01-04"], bars)
     answer = yx.combine({"AAPL": january, "MSFT": january, "NOPE": yx.failed()})
     recorded = yx.Recorded([(answer, {"NOPE": yx.NO_TIMEZONE})])
@@ -153,9 +157,9 @@ def test_a_key_from_a_secret_block_reaches_bybit_and_no_record_of_the_run(
 ) -> None:
     from prefect.blocks.system import Secret
 
-    Secret(value={"api_key": "KEY-1234", "api_secret": "SECRET-5678"}).save(
-        "bybit-test", overwrite=True
-    )
+    # Secret takes a plain value and wraps it in a validator; Prefect types only the wrapper.
+    keys = {"api_key": "KEY-1234", "api_secret": "SECRET-5678"}
+    Secret(value=keys).save("bybit-test", overwrite=True)  # type: ignore[arg-type]
     assert repr(open_source("bybit", {"secret_block": "bybit-test"})).endswith(
         "credentials=<hidden>)"
     )
@@ -166,7 +170,7 @@ def test_a_key_from_a_secret_block_reaches_bybit_and_no_record_of_the_run(
     recorded = str(sql("SELECT * FROM runs")) + str(sql("SELECT * FROM run_attempts"))
     assert "bybit-test" in recorded and "KEY-1234" not in recorded and "SECRET" not in recorded
 
-    Secret(value="just-a-string").save("bybit-bad", overwrite=True)
+    Secret(value="just-a-string").save("bybit-bad", overwrite=True)  # type: ignore[arg-type]
     with pytest.raises(BarDataError, match=r"Secret block 'bybit-bad' must hold") as raised:
         open_source("bybit", {"secret_block": "bybit-bad"})
     assert "just-a-string" not in str(raised.value)

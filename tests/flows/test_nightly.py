@@ -21,7 +21,7 @@ from warehouse.db import connect
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
 
-DAY = datetime(2030, 1, 1, tzinfo=UTC)
+DAY = datetime(2030, 1, 1, tzinfo=UTC)  # every run stands at a set day, never today
 
 
 def table_counts() -> dict[str, int]:
@@ -35,15 +35,14 @@ def table_counts() -> dict[str, int]:
 def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars(
     catalogue: Callable[..., str],
 ) -> None:
-    now = datetime.now(UTC)
     expected = {
         (s.symbol, s.interval): SampleSource()
-        .fetch(BarRequest(s.symbol, s.interval, as_of=now))
+        .fetch(BarRequest(s.symbol, s.interval, as_of=DAY))
         .bars.height
         for s in sample_series()
     }
 
-    first = nightly(catalogue=catalogue(), as_of=datetime(2030, 1, 1, tzinfo=UTC)).loads
+    first = nightly(catalogue=catalogue(), as_of=DAY).loads
     with closing(connect(read_only=True)) as con:
         stored = dict(
             ((symbol, interval), n)
@@ -59,7 +58,7 @@ def test_nightly_loads_every_sample_series_and_a_second_run_changes_no_bars(
     ]
     after_first = table_counts()
 
-    second = nightly(catalogue=catalogue(), as_of=datetime(2030, 1, 2, tzinfo=UTC)).loads
+    second = nightly(catalogue=catalogue(), as_of=DAY + timedelta(days=1)).loads
     assert table_counts()["bars"] == after_first["bars"]
     assert all(load.new_bars == 0 and load.revised_bars == 0 for load in second)
     # Incremental: the second run re-read only the overlap, not the history.
@@ -73,11 +72,11 @@ def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason(
     catalogue: Callable[..., str],
 ) -> None:
     first = nightly(catalogue=catalogue(sample_series()[:2]), as_of=DAY)
-    assert [(version, row.status) for version, row in first.models] == [
+    assert [(model.version, model.status) for model in first.models] == [
         (1, "active"),
         (1, "active"),
     ]
-    assert all(Path(row.checkpoint).exists() for _, row in first.models)
+    assert all(Path(model.checkpoint).exists() for model in first.models)
     second = nightly(catalogue=catalogue(sample_series()[:2]), as_of=DAY + timedelta(days=1))
     with closing(connect(read_only=True)) as con:
         rows = con.execute(
@@ -86,9 +85,9 @@ def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason(
         ).fetchall()
         runs = con.execute("SELECT count(DISTINCT run_id) FROM models").fetchall()
     assert len(rows) == 4 and runs == [(2,)]
-    for version, row in second.models:
-        assert version == 2 and row.status in {"active", "rejected"}
-        assert "previous_active" in row.metrics  # judged against the version it would replace
+    for model in second.models:
+        assert model.version == 2 and model.status in {"active", "rejected"}
+        assert "previous_active" in model.metrics  # judged against the version it would replace
     for name in {r[0] for r in rows}:
         v1, v2 = (r for r in rows if r[0] == name)
         assert v2[4] is not None  # the active model's loss on the new validation windows
@@ -99,8 +98,8 @@ def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason(
 def test_nightly_explains_every_timestep_of_the_evaluation_period(
     catalogue: Callable[..., str], quick: dict[str, Any]
 ) -> None:
-    report = nightly(catalogue=catalogue(sample_series()[:1]))
-    [(version, model)] = report.models
+    report = nightly(catalogue=catalogue(sample_series()[:1]), as_of=DAY)
+    [model] = report.models
     with closing(connect(read_only=True)) as con:
         [(test_start,)] = con.execute("SELECT test_start FROM models").fetchall()
         expected = (
@@ -135,7 +134,7 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period(
     )  # one layer, two heads and their mean
     assert counts["feature_attribution"] == expected * 8 * 3
     assert counts["position_importance"] == expected * 20 * 3
-    assert names == [(model.name, version)] and latest == expected
+    assert names == [(model.name, model.version)] and latest == expected
     assert [kind for kind, *_ in figures] == [
         "attention_grid",
         "attribution",
@@ -149,13 +148,17 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period(
 
 
 def test_nightly_publishes_a_markdown_summary(catalogue: Callable[..., str]) -> None:
-    state = nightly(catalogue=catalogue(sample_series()[:1]), return_state=True)
+    state = nightly(catalogue=catalogue(sample_series()[:1]), as_of=DAY, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=["ingest-summary"]),
-                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
             )
         )
     assert artifacts and artifacts[0].type == "markdown"
-    assert "| sample/AAPL/1d | 3270 | 3270 | 3270 | 0 | 0 |" in artifacts[0].data
+    markdown = artifacts[0].data
+    assert isinstance(markdown, str)
+    assert "| sample/AAPL/1d | 3270 | 3270 | 3270 | 0 | 0 |" in markdown

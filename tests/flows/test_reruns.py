@@ -3,7 +3,9 @@
 from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from prefect import get_client
@@ -21,21 +23,28 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 IBM = [Series(symbol="IBM")]
 
 
-def sql(query: str, params: list[Any] | None = None) -> list[tuple]:
+def sql(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     with closing(connect(read_only=True)) as con:
         return con.execute(query, params or []).fetchall()
 
 
-def task_states(flow_run_id: Any) -> dict[str, str]:
+def task_states(flow_run_id: UUID | None) -> dict[str, str]:
     """Task name -> state name of one flow run's task runs."""
+    assert flow_run_id is not None
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
-    return {run.name.split(" ")[0]: run.state.name for run in runs}
+    states: dict[str, str] = {}
+    for run in runs:
+        assert run.state is not None and run.state.name is not None, run.name
+        states[run.name.split(" ")[0]] = run.state.name
+    return states
 
 
-def test_an_identical_ingest_rerun_leaves_the_warehouse_as_one_run_did(state_of) -> None:
+def test_an_identical_ingest_rerun_leaves_the_warehouse_as_one_run_did(
+    state_of: Callable[[Path], object],
+) -> None:
     as_of = datetime(2005, 1, 1, tzinfo=UTC)
     ingest(symbols=["IBM", "MSFT"], as_of=as_of)
     once = state_of(config.warehouse_path())
@@ -45,7 +54,7 @@ def test_an_identical_ingest_rerun_leaves_the_warehouse_as_one_run_did(state_of)
 
 
 def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(
-    state_of, catalogue: Callable[..., str]
+    state_of: Callable[[Path], object], catalogue: Callable[..., str]
 ) -> None:
     as_of = datetime(2012, 1, 2, tzinfo=UTC)
     nightly(catalogue=catalogue(IBM), as_of=as_of)
@@ -58,7 +67,9 @@ def test_a_nightly_rerun_replaces_its_rows_and_reuses_its_training(
 
 
 def test_a_retry_after_a_failure_resumes_without_training_again(
-    state_of, monkeypatch: pytest.MonkeyPatch, catalogue: Callable[..., str]
+    state_of: Callable[[Path], object],
+    monkeypatch: pytest.MonkeyPatch,
+    catalogue: Callable[..., str],
 ) -> None:
     as_of = datetime(2012, 2, 1, tzinfo=UTC)
 
@@ -82,7 +93,7 @@ def test_a_retry_after_a_failure_resumes_without_training_again(
 
 
 def test_a_backfill_rebuilds_a_past_day_with_the_model_active_then(
-    state_of, catalogue: Callable[..., str]
+    state_of: Callable[[Path], object], catalogue: Callable[..., str]
 ) -> None:
     first, second = datetime(2012, 6, 1, tzinfo=UTC), datetime(2013, 1, 1, tzinfo=UTC)
     nightly(catalogue=catalogue(IBM), as_of=first)

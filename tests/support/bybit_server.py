@@ -19,12 +19,8 @@ holds whatever rows you give it: a series whose newest row opens in the current 
 a forming candle, as live Bybit does (:func:`random_walk` with ``until_ms=now``).
 
 Faults: each request first takes the next entry of :attr:`BybitServer.faults` (if any) and
-answers with it instead of the data. Build entries with :func:`retcode`, :func:`rate_limit`,
-:func:`status`, :func:`delay`, :func:`body`, :func:`empty_page` and :func:`page`, or write the
-tuples ``("retcode", code[, msg])``, ``("retcode", 10006, reset_ms)``, ``("status", code)``,
-``("delay", seconds)``, ``("body", bytes)``, ``("empty",)``, ``("page", rows)``. Once the
-queue is empty, :meth:`BybitServer.repeat` can answer every later request with one fault
-(e.g. ``server.repeat(status(502))`` for an outage).
+answers with it instead of the data; :meth:`BybitServer.repeat` answers every later request
+with one (see :mod:`bybit_faults`).
 
 The interval arguments take a Bybit code (``"60"``) or an attnviz name (``"1h"``).
 """
@@ -35,12 +31,13 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from bybit_faults import Fault, Row
 
 KLINE_PATH = "/v5/market/kline"
 CATEGORIES = ("spot", "linear", "inverse")
@@ -58,85 +55,6 @@ CODES = {
     **{f"{n}h": str(n * 60) for n in (1, 2, 4, 6, 12)},
     **{"1d": "D", "1w": "W", "1M": "M"},
 }
-MESSAGES = {
-    10000: "Server Timeout",
-    10001: "params error",
-    10006: "Too many visits!",
-    10016: "Service is restarting",
-}
-
-Row = list[Any]
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One scripted answer: a status, a retCode, extra headers, a raw body, a delay or a page."""
-
-    status: int = 200
-    ret_code: int = 0
-    ret_msg: str = "OK"
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None
-    delay: float = 0.0
-    rows: list[Row] | None = None
-
-
-def retcode(code: int, msg: str | None = None) -> Fault:
-    """HTTP 200 with Bybit error ``code`` (``msg`` defaults to Bybit's usual text)."""
-    return Fault(ret_code=code, ret_msg=msg or MESSAGES.get(code, "error"))
-
-
-def rate_limit(reset_ms: int | None = None) -> Fault:
-    """retCode 10006, with ``X-Bapi-Limit-Reset-Timestamp: reset_ms`` when given."""
-    headers = {} if reset_ms is None else {"X-Bapi-Limit-Reset-Timestamp": str(reset_ms)}
-    return Fault(ret_code=10006, ret_msg=MESSAGES[10006], headers=headers)
-
-
-def status(code: int) -> Fault:
-    """An HTTP error status with an HTML body (403 is Bybit's IP rate limit)."""
-    return Fault(status=code, body=f"<html><h1>{code}</h1></html>".encode())
-
-
-def delay(seconds: float) -> Fault:
-    """Answer normally, but only after ``seconds`` (longer than a client timeout: a timeout)."""
-    return Fault(delay=seconds)
-
-
-def body(raw: bytes, code: int = 200) -> Fault:
-    """Answer ``raw`` bytes as they are (e.g. ``b"<html>not json</html>"``)."""
-    return Fault(status=code, body=raw)
-
-
-def empty_page() -> Fault:
-    """retCode 0 with an empty ``list``."""
-    return Fault(rows=[])
-
-
-def page(rows: list[Row]) -> Fault:
-    """retCode 0 with exactly ``rows`` as the ``list`` (sent as given, whatever was asked)."""
-    return Fault(rows=list(rows))
-
-
-_TUPLES = {
-    "status": status,
-    "delay": delay,
-    "body": body,
-    "empty": empty_page,
-    "page": page,
-}
-
-
-def as_fault(entry: Fault | tuple[Any, ...]) -> Fault:
-    """The :class:`Fault` an entry of :attr:`BybitServer.faults` stands for."""
-    if isinstance(entry, Fault):
-        return entry
-    kind, *args = entry
-    if kind == "retcode":
-        code, *rest = args
-        if code == 10006:
-            return rate_limit(*rest)
-        return retcode(code, *rest)
-    return _TUPLES[kind](*args)
 
 
 def open_times(start_ms: int, count: int, interval: str = "60") -> list[int]:
@@ -221,15 +139,12 @@ class BybitServer:
         A queue of faults (see the module docstring); each request takes the first one.
     requests
         The query parameters of every request, in order (values as strings).
-    paths
-        The path of every request, in the same order.
     """
 
     def __init__(self) -> None:
         self.candles: dict[tuple[str, str, str], list[Row]] = {}
-        self.faults: deque[Fault | tuple[Any, ...]] = deque()
+        self.faults: deque[Fault] = deque()
         self.requests: list[dict[str, str]] = []
-        self.paths: list[str] = []
         self._repeat: Fault | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -262,9 +177,9 @@ class BybitServer:
                 held.values(), key=lambda row: int(row[0])
             )
 
-    def repeat(self, fault: Fault | tuple[Any, ...] | None) -> None:
+    def repeat(self, fault: Fault | None) -> None:
         """Answer EVERY later request with ``fault`` (``None`` ends it); queued faults go first."""
-        self._repeat = None if fault is None else as_fault(fault)
+        self._repeat = fault
 
     def start(self) -> "BybitServer":
         """Start serving (the context manager does this)."""
@@ -316,7 +231,7 @@ class BybitServer:
     def _next_fault(self) -> Fault | None:
         with self._lock:
             if self.faults:
-                return as_fault(self.faults.popleft())
+                return self.faults.popleft()
         return self._repeat
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -328,7 +243,6 @@ class BybitServer:
                 params = dict(parse_qsl(parts.query, keep_blank_values=True))
                 with server._lock:
                     server.requests.append(params)
-                    server.paths.append(parts.path)
                 fault = server._next_fault()
                 if fault is not None and fault.delay:
                     server._stopping.wait(fault.delay)

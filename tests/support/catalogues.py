@@ -25,13 +25,16 @@ def write_catalogue(
     ``group`` holds the group's settings (``features``, ``model``, ``training`` as config
     dataclasses or dicts, ``pool``, ``promotion_margin``); ``series`` defaults to the sample's.
     """
-    settings = {
-        key: asdict(value) if is_dataclass(value) else value for key, value in group.items()
-    }
+    settings = {key: _as_yaml(value) for key, value in group.items()}
     members = [one.model_dump() for one in (series or sample_series())]
     document: dict[str, Any] = {"groups": {"test": {"series": members, **settings}}}
     if analysis is not None:
-        document["analysis"] = asdict(analysis) if is_dataclass(analysis) else analysis
+        document["analysis"] = _as_yaml(analysis)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     load_catalogue(path)  # a test that writes a wrong catalogue by mistake fails here, plainly
     return str(path)
+
+
+def _as_yaml(setting: Any) -> Any:
+    """A config dataclass as the mapping a catalogue holds; any other setting as it is."""
+    return asdict(setting) if is_dataclass(setting) and not isinstance(setting, type) else setting

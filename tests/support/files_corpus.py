@@ -1,20 +1,31 @@
-"""Malformed (and well-formed) input for the files source, as data.
+"""Malformed (and well-formed) files for the files source, as data, and the check they pass.
 
-Each :class:`Case` is one file and what reading it for one series must give: how
-many rows go on to validation (``loaded``, of which ``null_ts`` without a timestamp),
-how many the source rejects and why, how many had not closed, or else the error. The
-rows of the series in the file must all be accounted for: ``rows`` defaults to the
-file's non-blank lines less the header.
+Each :class:`Case` is one file and what reading it for one series must give: the bars that
+go on to validation (every ``ts``, in order, or else how many, of which ``null_ts`` without
+a timestamp), how many rows the source rejects and why, how many had not closed, or else
+the error. The rows of the series in the file must all be accounted for: ``rows`` defaults
+to the file's non-blank lines less the header. :func:`check` reads a case and checks it.
+
+The cases here are about files, text, columns and rows; those about reading timestamps
+are in ``tests/attnviz/sources/test_file_timestamps.py``.
 """
 
 import bz2
 import gzip
 import lzma
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
+import pytest
+
+from attnviz.bars import RECEIVED_SCHEMA, BarDataError
+from attnviz.sources import BarRequest
+from attnviz.sources.files import FileSource
 
 HEADER = "Date,Open,High,Low,Close,Volume\n"
 DAY = "2024-01-02"  # a Tuesday
@@ -32,13 +43,18 @@ def utc(*parts: int) -> datetime:
 
 @dataclass(frozen=True)
 class Case:
-    """One file, one request, one expected outcome."""
+    """One file, one request, one expected outcome.
+
+    ``ts`` lists the bars' timestamps in the order the source gives them (``None``: a
+    value that could not be read); without it, ``loaded`` and ``null_ts`` count them.
+    """
 
     name: str
     data: bytes | str
     file: str = "AAPL.csv"
     options: dict[str, Any] = field(default_factory=dict)
     request: dict[str, Any] = field(default_factory=dict)
+    ts: tuple[datetime | None, ...] | None = None
     loaded: int = 0
     null_ts: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
@@ -46,7 +62,6 @@ class Case:
     rows: int | None = None
     error: str | None = None
     names_file: bool = True
-    first_ts: datetime | None = None
 
     @property
     def content(self) -> bytes:
@@ -58,202 +73,36 @@ class Case:
         return sum(1 for line in str(self.data).splitlines()[1:] if line.strip(", \r"))
 
 
+def check(case: Case, folder: Path) -> None:
+    """Write ``case``'s file into ``folder``, read it for AAPL 1d (or the case's request)."""
+    (folder / case.file).write_bytes(case.content)
+    wanted = BarRequest(**{"symbol": "AAPL", "interval": "1d", "as_of": AS_OF, **case.request})
+    if case.error is not None:
+        with pytest.raises(BarDataError) as raised:
+            FileSource(folder, **case.options).fetch(wanted)
+        assert case.error in str(raised.value)
+        assert not case.names_file or case.file in str(raised.value)
+        return
+    received = FileSource(folder, **case.options).fetch(wanted)
+    assert received.bars.schema == pl.Schema(RECEIVED_SCHEMA)
+    if case.ts is not None:
+        assert received.bars["ts"].to_list() == list(case.ts)
+    else:
+        assert received.bars.height == case.loaded
+        assert received.bars["ts"].null_count() == case.null_ts
+    reasons = Counter(reason for failed in received.rejected["failed"] for reason in failed)
+    assert reasons == Counter(case.rejected)
+    assert received.not_closed == case.not_closed
+    assert received.received == case.expected_rows()
+
+
 CASES: list[Case] = [
-    # --- ISO 8601 in its forms -----------------------------------------------------------
-    Case("iso-dates", HEADER + rows(DAY, "2024-01-03"), loaded=2, first_ts=utc(2024, 1, 2)),
-    Case(
-        "iso-T-and-Z",
-        HEADER + rows("2024-01-02T10:00:00Z", "2024-01-02T11:00:00Z"),
-        request={"interval": "1h"},
-        loaded=2,
-        first_ts=utc(2024, 1, 2, 10),
-    ),
-    Case(
-        "iso-fraction-and-offset",
-        HEADER + rows("2024-07-01T15:00:00.000+02:00", "2024-07-01 16:00:00.0-0000"),
-        request={"interval": "1h"},
-        loaded=2,
-        first_ts=utc(2024, 7, 1, 13),
-    ),
-    Case(
-        "iso-minutes-only",
-        HEADER + rows("2024-01-02 09:30", "2024-01-02 10:00"),
-        request={"interval": "30m"},
-        loaded=2,
-        first_ts=utc(2024, 1, 2, 9, 30),
-    ),
-    Case(
-        "padded-timestamps",
-        HEADER + rows("  2024-01-02 ", "\t2024-01-03"),
-        loaded=2,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case("a-bad-value-is-quarantined", HEADER + rows(DAY, "n/a"), loaded=2, null_ts=1),
-    Case("an-impossible-date", HEADER + rows(DAY, "2024-02-30"), loaded=2, null_ts=1),
-    Case("an-empty-timestamp", HEADER + rows(DAY, ""), loaded=2, null_ts=1),
-    Case(
-        "dst-gap-in-new-york",
-        HEADER + rows("2024-03-10 01:00:00", "2024-03-10 02:30:00"),
-        options={"timezone": "America/New_York"},
-        request={"interval": "30m"},
-        loaded=2,
-        null_ts=1,
-    ),
-    # --- numeric dates: the whole column decides the order --------------------------------
-    Case(
-        "day-first-slashes",
-        HEADER + rows("02/01/2024", "13/01/2024"),
-        loaded=2,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case(
-        "month-first-slashes",
-        HEADER + rows("01/02/2024", "01/13/2024"),
-        loaded=2,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case(
-        "day-first-dots-two-digit-year",
-        HEADER + rows("02.01.24", "13.01.24"),
-        loaded=2,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case("day-first-dashes", HEADER + rows("13-01-2024"), loaded=1, first_ts=utc(2024, 1, 13)),
-    Case(
-        "numeric-date-with-time",
-        HEADER + rows("01/13/2024 09:30", "01/02/2024 9:30"),
-        request={"interval": "30m"},
-        loaded=2,
-        first_ts=utc(2024, 1, 2, 9, 30),
-    ),
-    Case(
-        "ambiguous-day-month",
-        HEADER + rows("01/02/2024", "03/04/2024"),
-        error="day/month order is ambiguous: no field is above 12 (line 2 ('01/02/2024') and "
-        "line 3 ('03/04/2024')); pass ts_format='%d/%m/%Y' (day first) or "
-        "ts_format='%m/%d/%Y' (month first)",
-    ),
-    Case(
-        "contradictory-day-month",
-        HEADER + rows("13/01/2024", "01/13/2024"),
-        error="line 2 ('13/01/2024') has a day first, line 3 ('01/13/2024') a month first",
-    ),
-    Case(
-        "ambiguous-made-plain-by-ts-format",
-        HEADER + rows("01/02/2024", "03/04/2024"),
-        options={"ts_format": "%m/%d/%Y"},
-        loaded=2,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case(
-        "ts-format-is-strict",
-        HEADER + rows("02/01/2024", "2024-01-03", "31/02/2024"),
-        options={"ts_format": "%d/%m/%Y"},
-        loaded=3,
-        null_ts=2,
-    ),
-    Case(
-        "ts-format-fitting-nothing",
-        HEADER + rows(DAY),
-        options={"ts_format": "%d/%m/%Y"},
-        error="ts_format '%d/%m/%Y' fits none of its values, e.g. line 2 ('2024-01-02')",
-    ),
-    Case(
-        "words-without-ts-format",
-        HEADER + '"Jan 2, 2024",1,1.2,0.9,1.1,100\n',
-        error="column 'Date': line 2 ('Jan 2, 2024') is not a timestamp",
-    ),
-    Case(
-        "words-with-ts-format",
-        HEADER + '"Jan 2, 2024",1,1.2,0.9,1.1,100\n',
-        options={"ts_format": "%b %d, %Y"},
-        loaded=1,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case(
-        "mixed-forms",
-        HEADER + rows(DAY, "1704240000"),
-        error="timestamps in more than one form (ISO 8601 at line 2 ('2024-01-02'); "
-        "an integer epoch at line 3 ('1704240000'))",
-    ),
-    # --- epochs: the unit is told only when the size leaves no doubt ----------------------
-    *(
-        Case(f"epoch-{unit}", HEADER + rows(epoch), loaded=1, first_ts=utc(2024, 1, 2))
-        for unit, epoch in [
-            ("seconds", "1704153600"),
-            ("milliseconds", "1704153600000"),
-            ("microseconds", "1704153600000000"),
-            ("nanoseconds", "1704153600000000000"),
-        ]
-    ),
-    Case(
-        "epoch-near-1970",
-        HEADER + rows("86400", "172800"),
-        error="the unit of these epochs cannot be told from their size (line 2 ('86400') and "
-        "line 3 ('172800')): pass ts_format 'epoch_s', 'epoch_ms', 'epoch_us' or 'epoch_ns'",
-    ),
-    Case("epoch-between-bands", HEADER + rows("50000000000"), error="'epoch_s', 'epoch_ms'"),
-    Case("yyyymmdd-is-no-epoch", HEADER + rows("20240102"), error="such as '%Y%m%d'"),
-    Case(
-        "yyyymmdd-with-ts-format",
-        HEADER + rows("20240102"),
-        options={"ts_format": "%Y%m%d"},
-        loaded=1,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case(
-        "epoch-before-1970-with-its-unit",
-        HEADER + rows("-86400", "-172800", "x"),
-        options={"ts_format": "epoch_s"},
-        loaded=3,
-        null_ts=1,
-        first_ts=utc(1969, 12, 30),
-    ),
-    Case(
-        "epoch-ignores-timezone",
-        HEADER + rows("1704153600"),
-        options={"timezone": "America/New_York"},
-        loaded=1,
-        first_ts=utc(2024, 1, 2),
-    ),
-    # --- dates name trading days ------------------------------------------------------------
-    Case(
-        "daily-dates-in-new-york",
-        HEADER + rows(DAY, "2024-01-03"),
-        options={"timezone": "America/New_York"},
-        loaded=2,
-        first_ts=utc(2024, 1, 2),
-    ),
-    Case(
-        "weekly-numeric-dates-in-new-york",
-        HEADER + rows("01/08/2024", "01/15/2024"),
-        options={"timezone": "America/New_York"},
-        request={"interval": "1w"},
-        loaded=2,
-        first_ts=utc(2024, 1, 8),
-    ),
-    Case(
-        "intraday-times-in-new-york",
-        HEADER + rows("2024-07-01 09:30"),
-        options={"timezone": "America/New_York"},
-        request={"interval": "30m"},
-        loaded=1,
-        first_ts=utc(2024, 7, 1, 13, 30),
-    ),
-    Case(
-        "date-and-time-columns",
-        "Date,Time,Open,High,Low,Close,Volume\n2024-01-02,09:30:00,1,1.2,0.9,1.1,100\n"
-        "2024-01-02, 10:00,1,1.2,0.9,1.1,100\n",
-        request={"interval": "30m"},
-        loaded=2,
-        first_ts=utc(2024, 1, 2, 9, 30),
-    ),
     # --- one interval per file, one symbol per series ---------------------------------------
     Case(
         "interval-mismatch",
         "Date,Interval,Open,High,Low,Close,Volume\n"
         + rows(f"{DAY},1d", "2024-01-03,1D", "2024-01-04,1h", "2024-01-05,"),
-        loaded=1,
+        ts=(utc(2024, 1, 2),),
         rejected={"interval_mismatch": 3},
     ),
     Case(
@@ -261,7 +110,7 @@ CASES: list[Case] = [
         "Symbol,Date,Open,High,Low,Close,Volume\n"
         + rows(f"AAPL,{DAY}", f"MSFT,{DAY}", "AAPL,2024-01-03", f"../x,{DAY}", f"A'; DROP,{DAY}"),
         file="bars.csv",
-        loaded=2,
+        ts=(utc(2024, 1, 2), utc(2024, 1, 3)),
         rows=2,
     ),
     Case(
@@ -274,22 +123,21 @@ CASES: list[Case] = [
     Case(
         "timestamps-in-the-future",
         HEADER + rows(DAY, "2100-01-01"),
-        loaded=1,
+        ts=(utc(2024, 1, 2),),
         rejected={"ts_in_future": 1},
     ),
     Case(
         "bars-not-closed-by-as-of",
         HEADER + rows(DAY, "2024-01-03", "2024-01-04"),
         request={"as_of": utc(2024, 1, 3, 12)},
-        loaded=1,
+        ts=(utc(2024, 1, 2),),
         not_closed=2,
     ),
     Case(
         "rows-before-start-not-asked-for",
         HEADER + rows("2023-12-29", DAY, "n/a"),
         request={"start": utc(2024, 1, 1)},
-        loaded=2,
-        null_ts=1,
+        ts=(utc(2024, 1, 2), None),
         rows=2,
     ),
     # --- text, encodings, compression -------------------------------------------------------
@@ -305,7 +153,11 @@ CASES: list[Case] = [
     ),
     Case("crlf", (HEADER + rows(DAY, "2024-01-03")).replace("\n", "\r\n"), loaded=2),
     Case("trailing-empty-line", HEADER + rows(DAY) + "\n", loaded=1),
-    Case("blank-and-empty-lines", HEADER + rows(DAY) + "\n,,,,,\n" + rows("2024-01-03"), loaded=2),
+    Case(
+        "blank-and-empty-lines",
+        HEADER + rows(DAY) + "\n,,,,,\n" + rows("2024-01-03"),
+        ts=(utc(2024, 1, 2), utc(2024, 1, 3)),
+    ),
     Case("semicolons", (HEADER + rows(DAY)).replace(",", ";"), loaded=1),
     Case("tabs", (HEADER + rows(DAY)).replace(",", "\t"), loaded=1),
     Case("padded-header-names", " Date , Open,High,Low ,Close,Volume\n" + rows(DAY), loaded=1),
@@ -342,7 +194,7 @@ CASES: list[Case] = [
     Case(
         "a-ragged-row",
         HEADER + rows(DAY) + "2024-01-03,1,1.2,0.9,1.1,100,extra\n" + rows("2024-01-04"),
-        loaded=2,
+        ts=(utc(2024, 1, 2), utc(2024, 1, 4)),
         rejected={"ragged_row": 1},
     ),
     Case(
@@ -350,7 +202,7 @@ CASES: list[Case] = [
         "Date,Open,High,Low,Close,Volume,Note\n"
         + rows(DAY, values='1,1.2,0.9,1.1,100,"two\nlines"')
         + rows("2024-01-03", values="1,1.2,0.9,1.1,100,"),
-        loaded=2,
+        ts=(utc(2024, 1, 2), utc(2024, 1, 3)),
         rows=2,
     ),
     Case(

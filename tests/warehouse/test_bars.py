@@ -8,7 +8,14 @@ import pytest
 
 from attnviz.quality import validate_bars, validate_received
 from attnviz.sources.base import BarRequest, Received, in_request
-from warehouse.bars import Repair, close_before, read_bars, resume_from, store_series
+from warehouse.bars import (
+    Repair,
+    SeriesLoad,
+    close_before,
+    read_bars,
+    resume_from,
+    store_series,
+)
 from warehouse.db import connect
 
 Bars = Callable[..., pl.DataFrame]
@@ -21,16 +28,21 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
         yield connection
 
 
-def store(con: duckdb.DuckDBPyConnection, received: pl.DataFrame, run_id: str = "run-1"):
+def store(
+    con: duckdb.DuckDBPyConnection, received: pl.DataFrame, run_id: str = "run-1"
+) -> SeriesLoad:
     result = validate_bars(received, "1d")
     return store_series(con, run_id, SERIES, result.good, result.rejected, result.checks)
 
 
 def count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    [(rows,)] = con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    return int(rows)
 
 
-def test_loading_the_same_bars_twice_leaves_one_row_per_key(con, bars: Bars) -> None:
+def test_loading_the_same_bars_twice_leaves_one_row_per_key(
+    con: duckdb.DuckDBPyConnection, bars: Bars
+) -> None:
     first = store(con, bars(10))
     second = store(con, bars(10), run_id="run-2")
     assert (first.new_bars, first.revised_bars) == (10, 0)
@@ -40,7 +52,9 @@ def test_loading_the_same_bars_twice_leaves_one_row_per_key(con, bars: Bars) -> 
     assert con.execute("SELECT DISTINCT run_id FROM bars").fetchall() == [("run-1",)]
 
 
-def test_a_corrected_bar_replaces_the_stored_one(con, bars: Bars) -> None:
+def test_a_corrected_bar_replaces_the_stored_one(
+    con: duckdb.DuckDBPyConnection, bars: Bars
+) -> None:
     store(con, bars(5))
     corrected = bars(5).with_columns(
         close=pl.when(pl.int_range(5) == 2).then(102.5).otherwise(pl.col("close"))
@@ -52,7 +66,9 @@ def test_a_corrected_bar_replaces_the_stored_one(con, bars: Bars) -> None:
     assert con.execute("SELECT run_id FROM bars WHERE close = 102.5").fetchall() == [("run-2",)]
 
 
-def test_rejected_rows_are_kept_as_received_once(con, bars: Bars) -> None:
+def test_rejected_rows_are_kept_as_received_once(
+    con: duckdb.DuckDBPyConnection, bars: Bars
+) -> None:
     received = bars(5).with_columns(
         symbol=pl.when(pl.int_range(5) == 4)
         .then(pl.lit("A'; DROP TABLE bars;--"))
@@ -73,7 +89,9 @@ def test_rejected_rows_are_kept_as_received_once(con, bars: Bars) -> None:
     assert count(con, "bars") == 4  # the table survived the symbol
 
 
-def test_counts_and_check_results_are_recorded_per_run_and_series(con, bars: Bars) -> None:
+def test_counts_and_check_results_are_recorded_per_run_and_series(
+    con: duckdb.DuckDBPyConnection, bars: Bars
+) -> None:
     store(con, bars(5).with_columns(volume=pl.lit(-1.0)))
     series_row = con.execute("SELECT received, loaded, rejected FROM run_series").fetchall()
     assert series_row == [(5, 0, 5)]
@@ -83,7 +101,9 @@ def test_counts_and_check_results_are_recorded_per_run_and_series(con, bars: Bar
     assert failed == [("volume_non_negative", 5)]
 
 
-def test_resume_point_watermark_and_previous_close(con, bars: Bars) -> None:
+def test_resume_point_watermark_and_previous_close(
+    con: duckdb.DuckDBPyConnection, bars: Bars
+) -> None:
     assert resume_from(con, *SERIES, 3) is None
     store(con, bars(5))
     assert resume_from(con, *SERIES, 3) == datetime(2024, 1, 3, tzinfo=UTC)
@@ -96,7 +116,9 @@ def test_resume_point_watermark_and_previous_close(con, bars: Bars) -> None:
     assert close_before(con, *SERIES, datetime(2024, 1, 1, tzinfo=UTC)) is None
 
 
-def store_received(con: duckdb.DuckDBPyConnection, received: Received, run_id: str, **kwargs):
+def store_received(
+    con: duckdb.DuckDBPyConnection, received: Received, run_id: str, repair: Repair | None = None
+) -> SeriesLoad:
     result = validate_received(received, "1d")
     return store_series(
         con,
@@ -106,11 +128,13 @@ def store_received(con: duckdb.DuckDBPyConnection, received: Received, run_id: s
         result.rejected,
         result.checks,
         result.not_closed,
-        **kwargs,
+        repair,
     )
 
 
-def test_every_row_read_is_loaded_rejected_or_counted_as_not_closed(con, bars: Bars) -> None:
+def test_every_row_read_is_loaded_rejected_or_counted_as_not_closed(
+    con: duckdb.DuckDBPyConnection, bars: Bars
+) -> None:
     frame = bars(6)
     # The source read 6 rows: the last bar had not closed by the as-of, the fifth is dated 2100.
     as_of = datetime(2024, 1, 6, 12, tzinfo=UTC)
@@ -130,7 +154,7 @@ def test_every_row_read_is_loaded_rejected_or_counted_as_not_closed(con, bars: B
 
 
 def test_a_repair_removes_bars_the_source_no_longer_has_and_resolves_their_rejections(
-    con, bars: Bars
+    con: duckdb.DuckDBPyConnection, bars: Bars
 ) -> None:
     # A file read wrong: its last two bars landed a month late, and one row was quarantined.
     right = bars(6)
@@ -160,7 +184,9 @@ def test_a_repair_removes_bars_the_source_no_longer_has_and_resolves_their_rejec
     assert con.execute("SELECT resolved_by FROM bars_rejected").fetchall() == [("run-2",)]
 
 
-def test_a_repair_keeps_a_stored_bar_that_the_source_now_sends_bad(con, bars: Bars) -> None:
+def test_a_repair_keeps_a_stored_bar_that_the_source_now_sends_bad(
+    con: duckdb.DuckDBPyConnection, bars: Bars
+) -> None:
     store(con, bars(5))
     bad_now = bars(5).with_columns(
         volume=pl.when(pl.int_range(5) == 1).then(-1.0).otherwise("volume")

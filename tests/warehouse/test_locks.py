@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -12,39 +11,60 @@ import pytest
 from warehouse.locks import WarehouseBusy, file_lock, runs_lock_path, write_lock_path, writer
 
 
-def hold_writer(database: Path, seconds: float) -> subprocess.Popen:
-    """Another process that holds the warehouse read-write for ``seconds``."""
+def hold_writer(database: Path) -> subprocess.Popen[str]:
+    """Another process that holds the warehouse read-write until it is told to let go.
+
+    It writes ``taken`` once it holds the warehouse and ``released`` as the last thing
+    before it lets go: when it reads a line on its stdin, or finds its stdin closed.
+    """
     script = textwrap.dedent(
         f"""
-        import time
+        import sys
         from pathlib import Path
         from warehouse.locks import writer
         with writer(Path({str(database)!r}), wait=30) as con:
-            con.execute("CREATE TABLE IF NOT EXISTS held (t DOUBLE)")
-            con.execute("INSERT INTO held VALUES (?)", [time.time()])
+            con.execute("CREATE TABLE IF NOT EXISTS held (event VARCHAR)")
+            con.execute("INSERT INTO held VALUES ('taken')")
             print("holding", flush=True)
-            time.sleep({seconds})
+            sys.stdin.readline()
+            con.execute("INSERT INTO held VALUES ('released')")
         """
     )
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdin is not None
     assert process.stdout.readline().strip() == "holding"
     return process
 
 
+def let_go(holder: subprocess.Popen[str]) -> None:
+    """Tell ``holder`` to let go of the warehouse (it does so after its last write)."""
+    assert holder.stdin is not None
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+
+
 def test_a_second_writer_waits_for_the_first_then_proceeds(tmp_path: Path) -> None:
     database = tmp_path / "warehouse.duckdb"
-    other = hold_writer(database, 1.5)
-    started = time.monotonic()
-    with writer(database, wait=30) as con:
-        waited = time.monotonic() - started
-        [(rows,)] = con.execute("SELECT count(*) FROM held").fetchall()
+    other = hold_writer(database)
+    said: list[str] = []
+
+    def waits(message: str) -> None:
+        said.append(message)
+        let_go(other)  # only once this writer waits: no time passes in the test
+
+    with writer(database, wait=30, on_wait=waits) as con:
+        events = con.execute("SELECT event FROM held ORDER BY rowid").fetchall()
     assert other.wait(10) == 0
-    assert waited > 0.5 and rows == 1  # it waited for the other process's write, then saw it
+    # It found the warehouse taken, and got it only after the other process's last write.
+    assert len(said) == 1 and f"held by pid {other.pid} on " in said[0]
+    assert events == [("taken",), ("released",)]
 
 
 def test_a_writer_that_waits_too_long_fails_naming_the_lock(tmp_path: Path) -> None:
     database = tmp_path / "warehouse.duckdb"
-    other = hold_writer(database, 3)
+    other = hold_writer(database)
     try:
         with (
             pytest.raises(
@@ -54,12 +74,13 @@ def test_a_writer_that_waits_too_long_fails_naming_the_lock(tmp_path: Path) -> N
         ):
             pass
     finally:
+        let_go(other)
         other.wait(10)
 
 
 def test_a_crashed_holder_does_not_leave_the_warehouse_locked(tmp_path: Path) -> None:
     database = tmp_path / "warehouse.duckdb"
-    other = hold_writer(database, 60)
+    other = hold_writer(database)
     other.kill()
     other.wait()
     with writer(database, wait=5) as con:

@@ -1,16 +1,21 @@
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import duckdb
+import polars as pl
 import pytest
 
 from attnviz.quality import validate_bars
 from warehouse.bars import loaded_before, store_series
 from warehouse.db import connect, migrations
 from warehouse.runs import (
+    EndStatus,
+    RunRecord,
     finish_run,
     get_run,
     mark_crashed,
@@ -20,33 +25,45 @@ from warehouse.runs import (
 )
 
 AS_OF = datetime(2024, 2, 1, tzinfo=UTC)
+Bars = Callable[..., pl.DataFrame]
 
 
-def test_run_lifecycle_sums_its_series(bars) -> None:
+def recorded(con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
+    """The ``runs`` row of ``run_id``, which the test has started."""
+    run = get_run(con, run_id)
+    assert run is not None, f"no run {run_id}"
+    return run
+
+
+def test_run_lifecycle_sums_its_series(bars: Bars) -> None:
     with closing(connect()) as con:
         start_run(con, "r1", "flow-run-1", "ingest", {"symbols": ["TEST"]}, AS_OF)
-        assert get_run(con, "r1")["status"] == "running"
+        assert recorded(con, "r1").status == "running"
         for symbol in ("A", "B"):
             result = validate_bars(bars(3, symbol=symbol), "1d")
             store_series(
                 con, "r1", ("test", symbol, "1d"), result.good, result.rejected, result.checks
             )
         finish_run(con, "r1", "succeeded")
-        run = get_run(con, "r1")
-    assert run["status"] == "succeeded" and run["ended_at"] >= run["started_at"]
-    assert (run["received"], run["loaded"], run["rejected"]) == (6, 6, 0)
-    assert run["as_of"] == AS_OF and '"symbols": ["TEST"]' in run["parameters"]
+        run = recorded(con, "r1")
+    assert run.status == "succeeded"
+    assert run.ended_at is not None and run.ended_at >= run.started_at
+    assert (run.received, run.loaded, run.rejected) == (6, 6, 0)
+    assert run.as_of == AS_OF and run.parameters["symbols"] == ["TEST"]
 
 
 @pytest.mark.parametrize(("ended", "kept"), [("succeeded", 0), ("failed", 1), ("crashed", 1)])
 def test_restarting_a_run_clears_its_records_unless_it_did_not_finish(
-    bars, ended: str, kept: int
+    bars: Bars, ended: EndStatus | Literal["crashed"], kept: int
 ) -> None:
     with closing(connect()) as con:
         start_run(con, "r1", "flow-run-1", "ingest", {}, AS_OF)
         result = validate_bars(bars(3), "1d")
         store_series(con, "r1", ("test", "TEST", "1d"), result.good, result.rejected, result.checks)
-        finish_run(con, "r1", ended, "boom")
+        if ended == "crashed":
+            mark_crashed(con)  # as the next run finds a run whose process died
+        else:
+            finish_run(con, "r1", ended, "boom")
         start_run(con, "r1", "flow-run-1", "ingest", {}, AS_OF)
         for table in ("run_series", "validation_results"):
             [(rows,)] = con.execute(f"SELECT count(DISTINCT run_id) FROM {table}").fetchall()
@@ -54,7 +71,7 @@ def test_restarting_a_run_clears_its_records_unless_it_did_not_finish(
         # What an unfinished attempt loaded is kept for the rerun, as loaded.
         earlier = loaded_before(con, "r1", ("test", "TEST", "1d"))
         assert (earlier is not None) == bool(kept)
-        assert get_run(con, "r1")["status"] == "running"
+        assert recorded(con, "r1").status == "running"
         assert get_run(con, "nope") is None
 
 
@@ -72,11 +89,11 @@ def test_starting_the_same_work_again_counts_attempts_and_keeps_one_row() -> Non
         assert start_run(con, "r1", "flow-run-1", "ingest", {}, AS_OF) == 1
         finish_run(con, "r1", "failed", "boom")
         assert start_run(con, "r1", "flow-run-2", "ingest", {}, AS_OF) == 2
-        run = get_run(con, "r1")
+        run = recorded(con, "r1")
         [(rows,)] = con.execute("SELECT count(*) FROM runs").fetchall()
     assert rows == 1
-    assert (run["status"], run["message"], run["ended_at"]) == ("running", None, None)
-    assert (run["flow_run_id"], run["attempts"]) == ("flow-run-2", 2)
+    assert (run.status, run.message, run.ended_at) == ("running", None, None)
+    assert (run.flow_run_id, run.attempts) == ("flow-run-2", 2)
 
 
 # A run as recorded_run does it, without Prefect: the runs lock for its whole life, its row.
@@ -102,11 +119,12 @@ def test_a_run_whose_process_died_is_marked_crashed_by_whoever_looks_next(
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_A_RUN, str(database)], stdout=subprocess.PIPE, text=True
     )
+    assert holder.stdout is not None
     try:
         assert holder.stdout.readline().strip() == "running"
         assert reap_crashed_runs(database, snapshot) == []  # alive: its run is in progress
         with closing(connect(database, read_only=True)) as con:
-            assert get_run(con, "r1")["status"] == "running"
+            assert recorded(con, "r1").status == "running"
     finally:
         holder.kill()  # as kill -9 or the out-of-memory killer would
         holder.wait()
@@ -115,10 +133,10 @@ def test_a_run_whose_process_died_is_marked_crashed_by_whoever_looks_next(
     assert reap_crashed_runs(database, snapshot) == []
     for published in (database, snapshot):  # readers of the snapshot see it too
         with closing(connect(published, read_only=True)) as con:
-            run = get_run(con, "r1")
-        assert (run["status"], run["pid"], run["ended_at"]) == ("crashed", holder.pid, None)
-        assert run["crashed_noticed_at"] >= run["started_at"]
-        assert f"its process (pid {holder.pid} on " in run["message"]
+            run = recorded(con, "r1")
+        assert (run.status, run.pid, run.ended_at) == ("crashed", holder.pid, None)
+        assert run.crashed_noticed_at is not None and run.crashed_noticed_at >= run.started_at
+        assert run.message is not None and f"its process (pid {holder.pid} on " in run.message
 
 
 def test_a_warehouse_from_before_crashes_were_recorded_keeps_its_runs(
@@ -144,8 +162,8 @@ def test_a_warehouse_from_before_crashes_were_recorded_keeps_its_runs(
     with closing(connect(database)) as con:
         kept = "SELECT * EXCLUDE (pid, host, crashed_noticed_at) FROM runs ORDER BY run_id"
         assert con.execute(kept).fetchall() == rows
-        assert [run["run_id"] for run in mark_crashed(con)] == ["r2"]
-        assert get_run(con, "r2")["status"] == "crashed"
+        assert [run.run_id for run in mark_crashed(con)] == ["r2"]
+        assert recorded(con, "r2").status == "crashed"
         with pytest.raises(duckdb.ConstraintException):  # the other statuses are still refused
             con.execute("UPDATE runs SET status = 'lost' WHERE run_id = 'r1'")
         # The view that joins runs binds to the rebuilt table.

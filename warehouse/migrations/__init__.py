@@ -1,0 +1,1 @@
+"""The warehouse schema, one numbered SQL file per change (applied by ``warehouse.db``)."""

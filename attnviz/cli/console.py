@@ -1,5 +1,6 @@
-"""What the ``attnviz`` command prints: a line per series loaded, query results, and
-only its own line when something fails (Prefect's error lines stay in its UI).
+"""What the ``attnviz`` command prints: loads, models, analyses, and query results.
+
+When something fails it prints only its own line (Prefect's error lines stay in its UI).
 
 Imports of Prefect and polars happen inside the functions, so ``attnviz --help``
 stays fast.
@@ -9,11 +10,13 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from attnviz.registry import ModelRecord
     from warehouse.bars import SeriesLoad
 
 
@@ -25,6 +28,23 @@ def print_loads(loads: Sequence["SeriesLoad"]) -> None:
             f"{x.label}: received {x.received}, loaded {x.loaded} "
             f"(new {x.new_bars}, revised {x.revised_bars}{removed}), rejected {x.rejected}, "
             f"not closed yet {x.not_closed}; bars {x.first_ts or '-'} .. {x.last_ts or '-'}"
+        )
+
+
+def print_models(models: Sequence["ModelRecord"]) -> None:
+    """Two lines per model version registered: its status and test accuracy, and why."""
+    for model in models:
+        accuracy = model.metrics["transformer"]["direction_accuracy"]
+        print(f"{model.name} v{model.version}: {model.status}, test accuracy {accuracy:.3f}")
+        print(f"  {model.status_reason}")
+
+
+def print_analyses(written: dict[str, dict[str, int]], as_of: datetime | None = None) -> None:
+    """One line per series analysed: the windows and figures written (as of a backfill's time)."""
+    when = "" if as_of is None else f" as of {as_of}"
+    for label, rows in written.items():
+        print(
+            f"{label}: {rows['attention_window']} windows analysed{when}, {rows['figures']} figures"
         )
 
 

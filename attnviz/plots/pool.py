@@ -2,8 +2,8 @@
 
 A nightly renders a few PNGs per series; a backfill or a large catalogue renders
 thousands. :func:`render_jobs` deals them to one worker per core; each worker
-draws its batch with the renderers of :mod:`attnviz.plots`, reusing one
-:class:`~attnviz.plots.AttentionGridRenderer` for its attention grids.
+draws its batch with the renderers of :data:`RENDERERS`, reusing one
+:class:`~attnviz.plots.grid.AttentionGridRenderer` for its attention grids.
 """
 
 import contextlib
@@ -14,12 +14,28 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from attnviz.plots import RENDERERS, AttentionGridRenderer
+from attnviz.plots.charts import (
+    render_attribution_bars,
+    render_confidence_timeline,
+    render_head_panel,
+)
+from attnviz.plots.flow import render_flow_diagram
+from attnviz.plots.grid import AttentionGridRenderer, render_attention_grid, render_rollout
+
+# The kinds of PNG a job can ask for, and who draws each.
+RENDERERS: dict[str, Callable[..., tuple[int, int]]] = {
+    "attention_grid": render_attention_grid,
+    "rollout": render_rollout,
+    "flow": render_flow_diagram,
+    "timeline": render_confidence_timeline,
+    "attribution": render_attribution_bars,
+    "heads": render_head_panel,
+}
 
 
 @dataclass(frozen=True)
@@ -90,7 +106,7 @@ def render_jobs(jobs: Sequence[RenderJob], processes: int | None = None) -> list
 # What a worker runs: take this process's import path, then serve one batch.
 WORKER = (
     "import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
-    "from attnviz.render_pool import _serve_batch; _serve_batch()"
+    "from attnviz.plots.pool import _serve_batch; _serve_batch()"
 )
 
 
@@ -114,15 +130,16 @@ def _render_in_workers(batches: list[Sequence[RenderJob]]) -> list[list[tuple[in
     try:
         for worker, batch in zip(workers, batches, strict=True):
             # A worker that died before reading says why on stderr; it is reported below.
-            with contextlib.suppress(BrokenPipeError), worker.stdin:
-                pickle.dump(sys.path, worker.stdin)
-                pickle.dump((os.getpid(), list(batch)), worker.stdin)
-        answers = [worker.stdout.read() for worker in workers]
+            stdin, _ = _pipes(worker)
+            with contextlib.suppress(BrokenPipeError), stdin:
+                pickle.dump(sys.path, stdin)
+                pickle.dump((os.getpid(), list(batch)), stdin)
+        answers = [_pipes(worker)[1].read() for worker in workers]
     finally:
         for worker in workers:
             worker.kill()  # a no-op unless this was interrupted before the worker answered
             worker.wait()
-            worker.stdout.close()
+            _pipes(worker)[1].close()
     results = []
     for worker, answer in zip(workers, answers, strict=True):
         if not answer:
@@ -135,6 +152,12 @@ def _render_in_workers(batches: list[Sequence[RenderJob]]) -> list[list[tuple[in
             raise outcome
         results.append(outcome)
     return results
+
+
+def _pipes(worker: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    """The worker's stdin and stdout, which it was started with (``subprocess.PIPE``)."""
+    assert worker.stdin is not None and worker.stdout is not None
+    return worker.stdin, worker.stdout
 
 
 def _serve_batch() -> None:
