@@ -2,12 +2,13 @@
 
 The contract every renderer keeps (their own docstrings say only what is theirs):
 
-* a pure function over numpy arrays (and label and title strings), drawn with
+* a pure function over numpy arrays (and label strings), drawn with
   matplotlib's object API (a :class:`~matplotlib.figure.Figure` on an Agg
   canvas), never ``pyplot``: importing or calling it changes no global matplotlib
   state, so it is safe in notebooks and in threads (one figure per call, or per
   thread for the attention grid);
-* it writes its PNG to ``path`` atomically (see :func:`attnviz.atomic.replacing`),
+* it takes the PNG's ``path`` and ``title`` (besides what it draws), and writes
+  the PNG to ``path`` atomically (see :func:`attnviz.atomic.replacing`),
   as a world-readable file, creating the folder; a failed render leaves no file;
 * it returns the PNG's ``(width, height)`` in pixels;
 * it raises :class:`ValueError` naming the argument for input of the wrong

@@ -50,10 +50,6 @@ def render_confidence_timeline(
         (n,) True where confidence collapsed; shaded in the lower panel.
     regime
         (n,) True where a regime change was detected; vertical lines in the upper panel.
-    path
-        Where the PNG goes.
-    title
-        Figure title.
 
     Raises
     ------
@@ -128,10 +124,6 @@ def render_attribution_bars(
         Names of the n features.
     scores
         Method name -> (n,) attribution scores.
-    path
-        Where the PNG goes.
-    title
-        Figure title.
 
     Raises
     ------
@@ -189,10 +181,6 @@ def render_head_panel(
         (L, H) mean row-q confidence of each head over the windows.
     patterns
         L x H pattern class names (e.g. ``"local"``, ``"recent"``, ``"periodic"``).
-    path
-        Where the PNG goes.
-    title
-        Figure title.
 
     Raises
     ------

@@ -110,10 +110,6 @@ def render_flow_diagram(
         (L, T, T) attention of each layer (e.g. its heads' mean), rows = queries.
     labels
         T position labels; about every fifth is written beside the first and last columns.
-    path
-        Where the PNG goes.
-    title
-        Figure title.
     top_k
         How many of each layer's strongest edges to draw.
     last_query_k

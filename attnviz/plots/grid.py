@@ -147,10 +147,6 @@ class AttentionGridRenderer:
             (L, H, T, T) row-stochastic attention of one window.
         labels
             T position labels (bar times or lags); a legible subset becomes tick labels.
-        path
-            Where the PNG goes.
-        title
-            Figure title.
         """
         attention = check_matrices(attention, "attention", ("layers", "heads"), labels)
         labels = tuple(labels)
@@ -232,10 +228,6 @@ def render_rollout(
         (T, T) attention rollout; row i is how much query position i draws on each key.
     labels
         T position labels.
-    path
-        Where the PNG goes.
-    title
-        Figure title.
     """
     rollout = check_matrices(rollout, "rollout", (), labels)
     length = len(labels)
