@@ -3,7 +3,8 @@
 ``fit_series`` is the whole recipe for one series (or a pool of series): windows,
 a chronological split with embargo, a scaler fitted on the training part, the
 Transformer and the LSTM baseline trained the same way, and test metrics for
-both and for a naive forecast. Seeded and deterministic on CPU.
+both and for a naive forecast. Seeded and deterministic on CPU, one fit at a time:
+concurrent fits in threads share torch's global random generator.
 
 A loss that turns NaN or infinite must not go by quietly: training stops at once,
 the weights of the best finite epoch are kept, and if there is none the fit fails
