@@ -29,12 +29,12 @@ from attnviz.analysis_tables import (
     score_rows,
     timestep_rows,
     utc,
-    with_monitors,
 )
 from attnviz.checkpoint import TrainedModel
 from attnviz.features import FEATURES, Windows
 from attnviz.importance import importance, top_lags
 from attnviz.model import AttentionTransformer, Predictions
+from attnviz.monitors import Calibration, with_monitors
 
 EVENT_FEATURES = [FEATURES.index("log_return"), FEATURES.index("volume_change")]
 
@@ -53,12 +53,15 @@ class AnalysisConfig:
         Candidate periods (bars) of the periodic head pattern.
     event_z
         A bar is an event when its scaled |log return| or |volume change| exceeds this.
-    collapse_floor, collapse_run
-        A window is in collapse when, for ``collapse_run`` windows in a row, its calibrated
-        confidence was below ``collapse_floor`` or a head had gone uniform: its row q is
-        uniform (pattern ``uniform``) though it was not in most training windows.
-    cusum_k, cusum_h
-        Regime-change detector on the seed confidence (:func:`attention.cusum_changes`).
+    false_alarm_rate
+        The monitors' thresholds keep each flag on in at most this share of the
+        validation windows (:meth:`attnviz.monitors.Calibration.fit`).
+    collapse_run
+        A window is in collapse when, for this many windows in a row, its calibrated
+        confidence was low or a head had gone uniform.
+    cusum_k
+        Allowance of the regime-change CUSUM on the seed confidence, in standard
+        deviations (:func:`attention.cusum_changes`).
     flow
         Compute exact attention flow (the costliest measure after Integrated Gradients).
     ig_steps
@@ -70,10 +73,9 @@ class AnalysisConfig:
     top_k: Annotated[int, Field(ge=1)] = 5
     periods: tuple[Annotated[int, Field(ge=2)], ...] = (5, 24)
     event_z: Annotated[float, Field(gt=0)] = 2.0
-    collapse_floor: Annotated[float, Field(ge=0, le=1)] = 0.05
+    false_alarm_rate: Annotated[float, Field(gt=0, lt=1)] = 0.05
     collapse_run: Annotated[int, Field(ge=1)] = 3
     cusum_k: Annotated[float, Field(ge=0)] = 0.5
-    cusum_h: Annotated[float, Field(gt=0)] = 5.0
     flow: bool = True
     ig_steps: Annotated[int, Field(ge=0)] = 32
 
@@ -139,7 +141,7 @@ def attend(model: AttentionTransformer, x: torch.Tensor) -> tuple[Predictions, t
 def reference_confidence(
     trained: TrainedModel, windows: Windows, batch_size: int = 256
 ) -> torch.Tensor:
-    """Per-head confidence (N, L, H) of ``windows`` (the training part): the calibration sample."""
+    """Per-head confidence (N, L, H) of ``windows``: the calibration sample (validation part)."""
     x = trained.prepare(windows).x
     return torch.cat(
         [
@@ -159,16 +161,15 @@ class BatchStep:
         The model explained.
     previous
         The previously active model, to measure how attention moved across the retrain.
-    usually_uniform
-        (L, H) whether each head was uniform in most training windows: such a head is
-        not "gone" uniform when it is uniform again.
+    calibration
+        The monitors fitted on the validation windows: which heads' going uniform is news.
     config
         Thresholds and switches.
     """
 
     trained: TrainedModel
     previous: TrainedModel | None
-    usually_uniform: torch.Tensor
+    calibration: Calibration
     config: AnalysisConfig
 
     def __call__(self, windows: Windows, carry: Carry | None) -> tuple[BatchRows, Carry]:
@@ -191,7 +192,6 @@ class BatchStep:
         stability = att.consecutive_stability(
             roll, carry.rollout_row if carry else None, config.top_k
         )
-        gone_uniform = (codes == att.PATTERNS.index("uniform")) & ~self.usually_uniform
         window = pl.DataFrame(
             {
                 "ts": utc(ts),
@@ -203,7 +203,7 @@ class BatchStep:
                 "spearman_prev_window": stability["spearman"].numpy(),
                 "jsd_prev_model": self._moved(windows, roll).numpy(),
                 "attention_ig_spearman": found.agreement.numpy(),
-                "head_gone_uniform": gone_uniform.flatten(1).any(1).numpy(),
+                "head_gone_uniform": self.calibration.gone_uniform(confidence).numpy(),
                 "pred_return": predictions.ret.numpy() * self.trained.target_scale,
                 "pred_up_prob": predictions.direction_prob.numpy(),
                 "pred_vol": predictions.vol.numpy() * self.trained.target_scale,
@@ -236,6 +236,16 @@ class BatchStep:
         return att.jensen_shannon(roll, att.rollout(before)[:, -1, :])
 
 
+def fit_monitors(reference: torch.Tensor, config: AnalysisConfig) -> Calibration:
+    """The monitors fitted on the per-head confidences (N, L, H) of the validation windows."""
+    return Calibration.fit(
+        reference,
+        false_alarm_rate=config.false_alarm_rate,
+        collapse_run=config.collapse_run,
+        cusum_k=config.cusum_k,
+    )
+
+
 def analyze(
     trained: TrainedModel,
     windows: Windows,
@@ -252,7 +262,8 @@ def analyze(
     windows
         Consecutive windows (one bar apart), oldest first.
     reference
-        Per-head confidences of the training windows (:func:`reference_confidence`).
+        Per-head confidences of the validation windows (:func:`reference_confidence`),
+        which the monitors are calibrated on.
     previous
         The previously active model, to measure how attention moved across the retrain.
     config
@@ -264,9 +275,8 @@ def analyze(
         If there are no windows.
     """
     trained.model.eval()
-    # A head that is uniform in most training windows is not "gone" uniform when it is again.
-    usually_uniform = (reference <= 0.05).float().mean(0) >= 0.5
-    step = BatchStep(trained, previous, usually_uniform, config)
+    calibration = fit_monitors(reference, config)
+    step = BatchStep(trained, previous, calibration, config)
     parts: list[BatchRows] = []
     carry: Carry | None = None
     for batch in _batches(windows, config.batch_size):
@@ -277,14 +287,7 @@ def analyze(
     window = pl.concat(part.window for part in parts)
     return Analysis(
         timestep=pl.concat(part.timestep for part in parts),
-        window=with_monitors(
-            window,
-            reference,
-            collapse_floor=config.collapse_floor,
-            collapse_run=config.collapse_run,
-            cusum_k=config.cusum_k,
-            cusum_h=config.cusum_h,
-        ),
+        window=with_monitors(window, calibration),
         attribution=pl.concat(part.attribution for part in parts),
         positions=pl.concat(part.positions for part in parts),
         heads=head_summary(reduce(operator.add, (part.totals for part in parts))),

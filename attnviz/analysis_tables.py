@@ -1,8 +1,9 @@
-"""Rows of the attention tables: each batch's, the per-head summary, the series-wide monitors.
+"""Rows of the attention tables: each batch's, and the per-head summary.
 
 The frames are shaped like the warehouse tables of the same names, keyed by ``ts``
 (UTC: when the window's last bar opened) and without the run, series and model keys,
-which are added when they are stored.
+which are added when they are stored. The series-wide monitors that complete the window
+rows are in :mod:`attnviz.monitors`.
 """
 
 from dataclasses import dataclass
@@ -154,8 +155,8 @@ def head_summary(totals: HeadTotals) -> pl.DataFrame:
 class BatchRows:
     """One batch's rows of each table, and its share of the per-head sums.
 
-    The window rows lack the series-wide monitors (:func:`with_monitors`), which need
-    every window.
+    The window rows lack the series-wide monitors (:func:`attnviz.monitors.with_monitors`),
+    which need every window.
     """
 
     timestep: pl.DataFrame
@@ -163,37 +164,3 @@ class BatchRows:
     attribution: pl.DataFrame
     positions: pl.DataFrame
     totals: HeadTotals
-
-
-def with_monitors(
-    window: pl.DataFrame,
-    reference: torch.Tensor,
-    *,
-    collapse_floor: float,
-    collapse_run: int,
-    cusum_k: float,
-    cusum_h: float,
-) -> pl.DataFrame:
-    """The window rows of a whole series with its calibrated confidence, collapse and regime flags.
-
-    Parameters
-    ----------
-    window
-        Every window row of the series, oldest first.
-    reference
-        Per-head confidences (N, L, H) of the training windows: the calibration sample.
-    collapse_floor, collapse_run, cusum_k, cusum_h
-        As in :class:`attnviz.analysis.AnalysisConfig`.
-    """
-    seed = torch.tensor(window["seed_confidence"].to_numpy())
-    trained_seed = reference.mean(dim=(1, 2)).to(seed.dtype)
-    calibrated = att.calibrate(seed, trained_seed)
-    low = (calibrated < collapse_floor) | torch.tensor(window["head_gone_uniform"].to_numpy())
-    regime = att.cusum_changes(
-        seed, trained_seed.mean().item(), trained_seed.std().item(), cusum_k, cusum_h
-    )
-    return window.with_columns(
-        pl.Series("calibrated_confidence", calibrated.numpy()),
-        pl.Series("collapse", att.sustained(low, collapse_run).numpy()),
-        pl.Series("regime_change", regime.numpy()),
-    )

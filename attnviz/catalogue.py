@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from attnviz.analysis import AnalysisConfig
+from attnviz.comparison import ComparisonConfig
 from attnviz.features import FeatureConfig
 from attnviz.model import ModelConfig
 from attnviz.series import Interval, Moment, Series, Symbol
@@ -132,11 +133,14 @@ class Catalogue(_Strict):
         Group name -> :class:`Group`.
     analysis
         Thresholds and batch size of the attention analytics.
+    backtest
+        Costs, sizing, the filter grid and the draws of the strategy comparison.
     """
 
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     groups: Annotated[dict[GroupName, Group], Field(min_length=1)]
     analysis: AnalysisConfig = AnalysisConfig()
+    backtest: ComparisonConfig = ComparisonConfig()
 
     @model_validator(mode="after")
     def _known_sources_and_unique_series(self) -> "Catalogue":
@@ -169,14 +173,25 @@ class Catalogue(_Strict):
         """Every entry, group by group."""
         return [entry for group in self.groups.values() for entry in group.series]
 
-    def models(self) -> dict[str, ModelSpec]:
-        """Model name -> what it trains on and how, over every group."""
+    def models(self, symbols: Sequence[str] | None = None) -> dict[str, ModelSpec]:
+        """Model name -> what it trains on and how, over every group.
+
+        With ``symbols``, only the models of those symbols (a pooled model whose series
+        include one of them).
+
+        Raises
+        ------
+        CatalogueError
+            If a symbol asked for matches no entry.
+        """
+        self.select(symbols=symbols)  # a symbol it lacks is refused, named
         return {
             name: ModelSpec(members, group)
             for group in self.groups.values()
             for name, members in model_groups(
                 [entry.series for entry in group.series], group.pool
             ).items()
+            if not symbols or any(one.symbol in symbols for one in members)
         }
 
     def options(self, entry: Entry) -> dict[str, Any]:

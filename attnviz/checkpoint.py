@@ -13,7 +13,7 @@ import torch
 
 from attnviz.atomic import replacing
 from attnviz.features import FEATURES, FeatureConfig, Scaler, Windows
-from attnviz.model import AttentionTransformer, ModelConfig
+from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig
 from attnviz.objective import Forecast, Prepared, evaluate_loss, predict
 
 
@@ -23,12 +23,18 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class TrainedModel:
-    """A Transformer with what it needs to read new bars: scaler, target scale, feature config."""
+    """A Transformer with what it needs to read new bars: scaler, target scale, feature config.
+
+    ``lstm`` is the LSTM baseline trained beside it on the same windows, kept so that
+    the backtest can trade its forecasts too; ``None`` in checkpoints written before
+    it was kept.
+    """
 
     model: AttentionTransformer
     scaler: Scaler
     target_scale: float
     feature_config: FeatureConfig
+    lstm: LSTMBaseline | None = None
 
     def prepare(self, windows: Windows, target_scale: float | None = None) -> Prepared:
         """``windows`` scaled for this model, targets in ``target_scale`` units (default: own)."""
@@ -44,6 +50,12 @@ class TrainedModel:
     def predict(self, windows: Windows) -> Forecast:
         """Forecasts for ``windows`` in real units."""
         return predict(self.model, self.prepare(windows).x, self.target_scale)
+
+    def predict_lstm(self, windows: Windows) -> Forecast | None:
+        """The LSTM baseline's forecasts for ``windows`` in real units, if it was kept."""
+        if self.lstm is None:
+            return None
+        return predict(self.lstm, self.prepare(windows).x, self.target_scale)
 
     def save(self, path: Path) -> None:
         """Write a checkpoint atomically (:func:`attnviz.atomic.replacing`).
@@ -63,6 +75,8 @@ class TrainedModel:
             "feature_config": asdict(self.feature_config),
             "features": list(FEATURES),
         }
+        if self.lstm is not None:
+            checkpoint["lstm_state_dict"] = self.lstm.state_dict()
         try:
             with replacing(path) as partial:
                 torch.save(checkpoint, partial)
@@ -91,13 +105,19 @@ class TrainedModel:
                 raise ValueError(
                     f"trained on features {checkpoint['features']}, not {list(FEATURES)}"
                 )
-            model = AttentionTransformer(ModelConfig(**checkpoint["model_config"]))
+            config = ModelConfig(**checkpoint["model_config"])
+            model = AttentionTransformer(config)
             model.load_state_dict(checkpoint["state_dict"])
+            lstm = None
+            if "lstm_state_dict" in checkpoint:
+                lstm = LSTMBaseline(config)
+                lstm.load_state_dict(checkpoint["lstm_state_dict"])
             return cls(
                 model=model.eval(),
                 scaler=Scaler(checkpoint["scaler_mean"].numpy(), checkpoint["scaler_std"].numpy()),
                 target_scale=checkpoint["target_scale"],
                 feature_config=FeatureConfig(**checkpoint["feature_config"]),
+                lstm=None if lstm is None else lstm.eval(),
             )
         # Whatever the file holds, the caller learns which file it was and why: torch's
         # own errors (its zip reader's, its unpickler's) do not say which file they read.

@@ -3,11 +3,15 @@
 A version records the split of each series it was trained on
 (:attr:`attnviz.registry.ModelRecord.series_ranges`). Its analysis explains every window
 of the series ending at or after the test start: the test part, and any bars that arrived
-since the model was trained. Confidence is calibrated against the windows ending in the
-training part, as the series reads now. How far attention moved across the retrain is
-measured against the previous version only when that one reads the same windows (same
-feature config) and its checkpoint can be read: an unreadable checkpoint of a retired
-model is no reason to fail the analysis of the active one.
+since the model was trained. Confidence and the monitors are calibrated on the windows
+ending in the validation part, as the series reads now: they end just before the test
+part and were not trained on, so the model reads them as it reads the evaluation period
+(the training windows, which it fitted, would make most new windows look unusual).
+
+How far attention moved across the retrain is measured against the previous version
+only when that one reads the same windows (same feature config) and its checkpoint can
+be read: an unreadable checkpoint of a retired model is no reason to fail the analysis
+of the active one.
 """
 
 from collections.abc import Callable
@@ -30,7 +34,7 @@ class EvaluationWindows:
     Attributes
     ----------
     calibration
-        Windows ending in the model's training period: the calibration sample.
+        Windows ending in the model's validation period: the calibration sample.
     evaluation
         Windows ending at or after the model's test start: the windows explained.
     """
@@ -54,16 +58,16 @@ def evaluation_windows(windows: Windows, ranges: Ranges, label: str) -> Evaluati
     Raises
     ------
     ValueError
-        If no window ends in the training period any more (the bars were cut since).
+        If no window ends in the validation period any more (the bars were cut since).
     """
     ends = windows.end_ts.astype("datetime64[us]")
-    train_start, train_end = (_window_end(moment) for moment in ranges["train"])
-    training = np.flatnonzero((ends >= train_start) & (ends <= train_end))
-    if len(training) == 0:
-        raise ValueError(f"{label}: no windows in the model's training period any more")
+    val_start, val_end = (_window_end(moment) for moment in ranges["val"])
+    validation = np.flatnonzero((ends >= val_start) & (ends <= val_end))
+    if len(validation) == 0:
+        raise ValueError(f"{label}: no windows in the model's validation period any more")
     evaluation = np.flatnonzero(ends >= _window_end(ranges["test"][0]))
     return EvaluationWindows(
-        calibration=windows.take(training), evaluation=windows.take(evaluation)
+        calibration=windows.take(validation), evaluation=windows.take(evaluation)
     )
 
 
@@ -133,7 +137,7 @@ def analyze_period(
     Raises
     ------
     ValueError
-        If no window of the series ends in the training period, or none in the
+        If no window of the series ends in the validation period, or none in the
         evaluation period.
     """
     ranges = models.active.series_ranges[label]

@@ -272,7 +272,7 @@ def fit_series(
     }
     scores["naive"] = metrics(naive_predictions(test, float(parts["train"].direction.mean())), test)
     return FitResult(
-        trained=TrainedModel(transformer, scaler, target_scale, feature_config),
+        trained=TrainedModel(transformer, scaler, target_scale, feature_config, lstm),
         train_config=train_config,
         transformer=transformer_result,
         lstm=lstm_result,

@@ -35,12 +35,8 @@ def backfill(
         Rows written per series label and table.
     """
     chosen = load_catalogue(catalogue or config.catalogue_path())
-    chosen.select(symbols=symbols)  # a symbol it lacks is refused, named, before any run
-    models = {
-        name: spec.series
-        for name, spec in chosen.models().items()
-        if not symbols or any(one.symbol in symbols for one in spec.series)
-    }
+    # A symbol the catalogue lacks is refused here, named, before any run.
+    models = {name: spec.series for name, spec in chosen.models(symbols).items()}
     parameters = {"catalogue": chosen.model_dump(mode="json"), "symbols": symbols}
     with recorded_run("backfill", parameters, as_of) as run_id:
         series = [one for members in models.values() for one in members]

@@ -1,12 +1,13 @@
-"""The nightly job: bring every series up to date, retrain, and explain the active models.
+"""The nightly job: bring every series up to date, retrain, explain and backtest the models.
 
-ingest -> validate -> train -> evaluate -> register -> analyse -> render -> store.
+ingest -> validate -> train -> evaluate -> register -> analyse -> render -> store -> backtest.
 Training and analysis fan out as one task per model or series; everything that
 writes to the warehouse runs one at a time (DuckDB has one writer).
 """
 
 from dataclasses import dataclass
 
+import polars as pl
 from prefect import flow
 
 from attnviz import config
@@ -19,7 +20,7 @@ from attnviz.quality import (
 )
 from attnviz.registry import ModelRecord
 from attnviz.series import Moment
-from flows.steps import explain, ingest_series
+from flows.steps import backtest, explain, ingest_series
 from tasks.runs import recorded_run, scheduled_as_of
 from tasks.train import (
     models_to_explain,
@@ -33,11 +34,12 @@ from warehouse.bars import SeriesLoad
 
 @dataclass
 class NightlyReport:
-    """What a nightly run did: loads, model versions registered, analytics rows written."""
+    """What a nightly run did: loads, versions registered, analytics rows, the comparison."""
 
     loads: list[SeriesLoad]
     models: list[ModelRecord]
     analytics: dict[str, dict[str, int]]
+    backtests: pl.DataFrame  # the run's strategy_comparison rows
 
 
 @flow(name="nightly")
@@ -102,4 +104,5 @@ def nightly(
         explained = {name: models_to_explain(name) for name in models}
         groups = {name: spec.series for name, spec in models.items()}
         written = explain(run_id, groups, bars, explained, chosen.analysis)
-        return NightlyReport(loads=loads, models=registered, analytics=written)
+        tested = backtest(run_id, as_of, groups, bars, explained, chosen.analysis, chosen.backtest)
+        return NightlyReport(loads=loads, models=registered, analytics=written, backtests=tested)

@@ -12,11 +12,14 @@ from prefect.futures import PrefectFuture
 from attnviz.analysis import Analysis, AnalysisConfig
 from attnviz.bars import shift
 from attnviz.catalogue import Entry, batches
+from attnviz.comparison import ComparisonConfig
 from attnviz.quality import DEFAULT_MAX_REJECTED_SHARE, DEFAULT_MAX_STEP
 from attnviz.registry import ModelsToExplain
 from attnviz.series import Series
 from attnviz.sources import BarRequest, Received, chunks
 from tasks.analyze import analyze_series, store, summarise_analysis
+from tasks.backtest import backtest_series, render_backtest, summarise_backtest
+from tasks.backtest import store as store_backtest
 from tasks.ingest import (
     earlier_load,
     fetch_bars,
@@ -180,3 +183,30 @@ def explain(
         results.append((one, result, figures))
     summarise_analysis(results)
     return written
+
+
+def backtest(
+    run_id: str,
+    as_of: datetime,
+    groups: dict[str, list[Series]],
+    bars: dict[Series, pl.DataFrame],
+    models: dict[str, ModelsToExplain],
+    analysis: AnalysisConfig,
+    settings: ComparisonConfig,
+) -> pl.DataFrame:
+    """Backtest, draw and store every series with its group's active model; publish the table.
+
+    Backtests fan out as tasks (the bootstrap is the costly part); drawing and storing
+    run one series at a time as each finishes. Returns the run's ``strategy_comparison``
+    rows (:data:`warehouse.backtest.COMPARISON_COLUMNS`).
+    """
+    comparisons = {
+        one: backtest_series.submit(one, bars[one], models[name], analysis, settings)
+        for name, group in groups.items()
+        for one in group
+    }
+    for one, future in comparisons.items():
+        comparison = future.result()
+        figures = render_backtest(run_id, one, comparison, settings)
+        store_backtest(run_id, one, comparison, figures)
+    return summarise_backtest(run_id, as_of)

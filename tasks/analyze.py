@@ -16,6 +16,7 @@ from attnviz.checkpoint import TrainedModel
 from attnviz.evaluation_period import analyze_period
 from attnviz.faults import crash_point
 from attnviz.features import FEATURES
+from attnviz.monitors import flag_shares
 from attnviz.registry import ModelRecord, ModelsToExplain
 from attnviz.series import Series
 from tasks.cache import CACHE_EXPIRATION, cache_key, file_digest, frame_digest
@@ -71,12 +72,14 @@ def analyze_series(
     logger = get_run_logger()
     trained = TrainedModel.load(models.active.checkpoint)
     result = analyze_period(trained, bars, models, series.label, settings, warn=logger.warning)
+    shares = ", ".join(f"{flag} {share:.1%}" for flag, share in flag_shares(result.window).items())
     logger.info(
-        "%s: %d windows analysed with %s v%d",
+        "%s: %d windows analysed with %s v%d; flags on: %s",
         series.label,
         result.window.height,
         models.active.name,
         models.active.version,
+        shares,
     )
     return result
 
@@ -99,13 +102,17 @@ def store(
         return store_analysis(con, run_id, series.key, (model.name, model.version), frames)
 
 
-@task(name="summarise-analysis")
-def summarise_analysis(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> str:
-    """Publish a markdown artifact: latest confidence, flags, top features, links to the PNGs."""
+def summary_markdown(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> str:
+    """The run's analyses in markdown: a table of the series, then links to their PNGs.
+
+    Per series: the latest window's calibrated confidence and collapse flag, the regime
+    changes, the share of the evaluation windows each flag is on (a flag that is always
+    on says nothing), and the latest window's top feature by rollout and by IG.
+    """
     lines = [
         "| series | latest window | calibrated confidence | collapse | regime changes "
-        "| top feature (rollout / IG) |",
-        "|---|---|---:|---|---:|---|",
+        "| collapse on | regime change on | head gone uniform on | top feature (rollout / IG) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for series, analysis, _ in results:
         last = analysis.window.row(-1, named=True)
@@ -114,9 +121,12 @@ def summarise_analysis(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> 
             for method, scores in analysis.latest.scores.items()
         }
         changes = int(analysis.window["regime_change"].sum())
+        shares = flag_shares(analysis.window)
         lines.append(
             f"| {series.label} | {last['ts']} | {last['calibrated_confidence']:.2f} "
             f"| {'yes' if last['collapse'] else 'no'} | {changes} "
+            f"| {shares['collapse']:.1%} | {shares['regime_change']:.1%} "
+            f"| {shares['head_gone_uniform']:.1%} "
             f"| {top['attention_rollout']} / {top.get('integrated_gradients', 'n/a')} |"
         )
     lines += ["", "**Figures**", ""]
@@ -125,7 +135,13 @@ def summarise_analysis(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> 
             f"[{kind}](file://{path})" for kind, path in figures.select("kind", "path").iter_rows()
         )
         lines.append(f"- {series.label}: {links}")
-    markdown = "\n".join(lines)
+    return "\n".join(lines)
+
+
+@task(name="summarise-analysis")
+def summarise_analysis(results: list[tuple[Series, Analysis, pl.DataFrame]]) -> str:
+    """Publish :func:`summary_markdown` of the run's analyses: artifact ``attention-summary``."""
+    markdown = summary_markdown(results)
     create_markdown_artifact(
         markdown, key="attention-summary", description="Attention analytics per series"
     )

@@ -89,6 +89,10 @@ def quick() -> dict[str, Any]:
     }
 
 
+# The backtest's draws, as few as still give an interval: the full 1,000 run in `make run`.
+QUICK_BACKTEST = {"random_draws": 100, "bootstrap_draws": 100}
+
+
 @pytest.fixture
 def catalogue(tmp_path: Path, quick: dict[str, Any]) -> Callable[..., str]:
     """Write a catalogue of one group (default: the sample series, quick settings); its path."""
@@ -96,7 +100,7 @@ def catalogue(tmp_path: Path, quick: dict[str, Any]) -> Callable[..., str]:
 
     def write(series: list[Series] | None = None, **settings: Any) -> str:
         path = tmp_path / f"catalogue-{next(written)}.yaml"
-        return write_catalogue(path, series, **{**quick, **settings})
+        return write_catalogue(path, series, **{"backtest": QUICK_BACKTEST, **quick, **settings})
 
     return write
 

@@ -10,7 +10,7 @@ a query over any file (the database itself included), read any file, or load an
 extension.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from importlib import resources
 from pathlib import Path
@@ -137,6 +137,46 @@ def query_row(
     if not rows:
         return None
     return dict(zip([column[0] for column in cursor.description], rows[0], strict=True))
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection,
+    tables: Sequence[str],
+    keys: Mapping[str, object],
+    frames: Mapping[str, pl.DataFrame],
+) -> dict[str, int]:
+    """Replace the rows of ``tables`` that match ``keys`` with ``frames``.
+
+    Every table loses its rows matching ``keys`` (e.g. a run and a series), then each
+    frame's rows are inserted (:func:`insert_rows`). Call it inside a
+    :func:`transaction`, so that readers see the old rows or all the new ones, never a
+    mix; a rerun replaces, never duplicates. Returns the rows written per table.
+
+    Raises
+    ------
+    ValueError
+        If a frame names a table outside ``tables``.
+    """
+    unknown = sorted(set(frames) - set(tables))
+    if unknown:
+        raise ValueError(f"unknown tables {unknown}; expected some of {list(tables)}")
+    where = " AND ".join(f"{_quoted(column)} = ?" for column in keys)
+    for table in tables:
+        con.execute(f"DELETE FROM {_quoted(table)} WHERE {where}", list(keys.values()))
+    return {table: insert_rows(con, table, keys, frame) for table, frame in frames.items()}
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, keys: Mapping[str, object], frame: pl.DataFrame
+) -> int:
+    """Insert ``frame``'s rows into ``table`` by column name, with the key columns added.
+
+    Returns the number of rows inserted.
+    """
+    rows = frame.with_columns(pl.lit(value).alias(name) for name, value in keys.items())
+    with registered(con, "rows_in", rows):
+        con.execute(f"INSERT INTO {_quoted(table)} BY NAME SELECT * FROM rows_in")
+    return rows.height
 
 
 @contextmanager

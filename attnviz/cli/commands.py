@@ -14,6 +14,7 @@ from attnviz.cli.console import (
     print_frame,
     print_loads,
     print_models,
+    print_verdicts,
     quiet_failures,
 )
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     print_loads(report.loads)
     print_models(report.models)
     print_analyses(report.analytics)
+    print_verdicts(report.backtests)
     return 0
 
 
@@ -147,6 +149,24 @@ def _reader(args: argparse.Namespace) -> "duckdb.DuckDBPyConnection":
 
     reap_crashed_runs(config.warehouse_path(), config.snapshot_path())
     return connect(None if args.live else config.snapshot_path(), read_only=True)
+
+
+def backtest(args: argparse.Namespace) -> int:
+    """``attnviz backtest``: the strategy comparison of the active models, printed."""
+    from attnviz import config
+    from attnviz.catalogue import load_catalogue
+
+    # Checked before the Prefect server starts: a typo answers at once.
+    load_catalogue(args.catalogue or config.catalogue_path()).select(symbols=args.symbols)
+    _start_api()
+    from flows.backtest import backtest
+
+    quiet_failures()
+
+    rows = backtest(catalogue=args.catalogue, symbols=args.symbols, as_of=args.as_of)
+    print_frame(rows, args.format, args.max_rows)
+    print_verdicts(rows)
+    return 0
 
 
 def sql(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ stays fast.
 
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from datetime import datetime
@@ -45,6 +46,20 @@ def print_analyses(written: dict[str, dict[str, int]], as_of: datetime | None = 
     for label, rows in written.items():
         print(
             f"{label}: {rows['attention_window']} windows analysed{when}, {rows['figures']} figures"
+        )
+
+
+def print_verdicts(comparison: "pl.DataFrame") -> None:
+    """One line per series: the filter chosen on validation, its Sharpe and whether it helped."""
+    for row in comparison.filter(comparison["chosen"]).iter_rows(named=True):
+        sharpe = (
+            "no trades in the test period"
+            if math.isnan(row["sharpe"])
+            else f"Sharpe {row['sharpe']:.2f} [{row['sharpe_low']:.2f}, {row['sharpe_high']:.2f}]"
+        )
+        print(
+            f"{row['symbol']} {row['interval']}: {row['strategy']} chosen on validation, "
+            f"{sharpe}; {row['significance']}"
         )
 
 

@@ -147,12 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.set_defaults(handler=commands.ingest)
 
+    backtest = command(
+        "backtest",
+        help="compare the strategies of the active models on their newest analyses "
+        "(buy and hold, unfiltered, LSTM, confidence-filtered, the chapter's rule, random)",
+    )
+    backtest.add_argument(
+        "--symbols", nargs="+", help="catalogue series to backtest (default: all)"
+    )
+    backtest.add_argument(
+        "--as-of", type=_timestamp, help="bars closed by then (default: the start of today, UTC)"
+    )
+    backtest.set_defaults(handler=commands.backtest)
+
     sql = command("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
     models = command("models", help="list model versions, newest first")
+    for printer in (sql, models, backtest):
+        printer.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        printer.add_argument("--max-rows", type=int, default=50, help="rows shown as a table")
     for reader in (sql, models):
-        reader.add_argument("--format", choices=["table", "csv", "json"], default="table")
-        reader.add_argument("--max-rows", type=int, default=50, help="rows shown as a table")
         reader.add_argument(
             "--live",
             action="store_true",

@@ -1,4 +1,4 @@
-"""PNG renderers for attention, attention rollout and flow, confidence, attributions and heads.
+"""PNG renderers for attention, rollout and flow, confidence, attributions, heads and backtests.
 
 The contract every renderer keeps (their own docstrings say only what is theirs):
 
@@ -16,11 +16,17 @@ The contract every renderer keeps (their own docstrings say only what is theirs)
 
 Modules, one per kind of picture: :mod:`~attnviz.plots.grid` (attention heatmaps),
 :mod:`~attnviz.plots.flow` (the flow diagram), :mod:`~attnviz.plots.charts` (timeline,
-attribution bars, head panel), with what they share in :mod:`~attnviz.plots.style`.
+attribution bars, head panel), :mod:`~attnviz.plots.backtest` (equity curves, Sharpe by
+confidence percentile, random strategies), with what they share in :mod:`~attnviz.plots.style`.
 :mod:`~attnviz.plots.pool` renders many PNGs in worker processes, and
 :mod:`~attnviz.plots.figures` decides what each PNG of a series is given.
 """
 
+from attnviz.plots.backtest import (
+    render_equity_curves,
+    render_random_distribution,
+    render_sharpe_by_percentile,
+)
 from attnviz.plots.charts import (
     render_attribution_bars,
     render_confidence_timeline,
@@ -37,8 +43,11 @@ __all__ = [
     "render_attention_grid",
     "render_attribution_bars",
     "render_confidence_timeline",
+    "render_equity_curves",
     "render_flow_diagram",
     "render_head_panel",
     "render_jobs",
+    "render_random_distribution",
     "render_rollout",
+    "render_sharpe_by_percentile",
 ]

@@ -7,7 +7,6 @@ The confidence timeline (price above calibrated confidence), the attribution bar
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import numpy as np
 
 from attnviz.plots.style import (
@@ -15,6 +14,7 @@ from attnviz.plots.style import (
     HIGHLIGHT,
     LABEL_SIZE,
     TICK_SIZE,
+    concise_dates,
     new_figure,
     save,
     set_title,
@@ -99,9 +99,7 @@ def render_confidence_timeline(
     conf.set_ylim(0, 1)
     conf.set_ylabel("calibrated confidence", fontsize=LABEL_SIZE + 1)
     conf.legend(loc="lower left", fontsize=8)
-    # matplotlib.dates has no type hints.
-    concise = mdates.ConciseDateFormatter(conf.xaxis.get_major_locator())  # type: ignore[no-untyped-call]
-    conf.xaxis.set_major_formatter(concise)
+    concise_dates(conf)
     for axes in (price, conf):
         axes.tick_params(labelsize=TICK_SIZE + 1)
         axes.grid(alpha=0.3)

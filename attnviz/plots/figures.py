@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from attnviz.analysis import Analysis
+from attnviz.comparison import Comparison, ComparisonConfig
 from attnviz.features import FEATURES
 from attnviz.plots.pool import RenderJob, render_jobs
 from attnviz.series import Series
@@ -138,3 +139,61 @@ def render_figures(
     """
     plan = plan_figures(series, analysis, bars, folder)
     return plan.index(render_jobs(plan.jobs, processes))
+
+
+def plan_backtest_figures(
+    series: Series, comparison: Comparison, config: ComparisonConfig, folder: Path
+) -> FigurePlan:
+    """Decide the series' three backtest PNGs, all over its test period.
+
+    The equity curves of every strategy (the chosen filter and buy and hold drawn
+    out, with their drawdowns), the filter's Sharpe ratio against the confidence
+    percentile beside the unfiltered Transformer's, and the random same-exposure
+    strategies' Sharpe ratios with the chosen filter's.
+    """
+    name = f"{series.symbol} {series.interval}"
+    cost_bps = config.trading.cost_bps + config.trading.slippage_bps
+    results = comparison.results
+    grid, chosen = comparison.grid, comparison.chosen
+
+    def value(strategy: str, metric: str, column: str = "value") -> float:
+        row = results.filter((pl.col("strategy") == strategy) & (pl.col("metric") == metric))
+        return float(row[column][0]) if row.height and row[column][0] is not None else float("nan")
+
+    [chosen_threshold] = comparison.strategies.filter(pl.col("chosen"))["threshold"]
+    figures = {
+        "equity_curves": {
+            "ts": comparison.ts.dt.replace_time_zone(None).to_numpy(),
+            "equity": comparison.equity,
+            "title": f"{name}: equity of every strategy over the test period",
+            "highlight": chosen,
+            "benchmark": "buy_and_hold",
+            "cost_bps": cost_bps,
+        },
+        "sharpe_by_percentile": {
+            "percentiles": grid["percentile"].to_numpy(),
+            "sharpe": grid["sharpe"].to_numpy(),
+            "low": grid["low"].to_numpy(),
+            "high": grid["high"].to_numpy(),
+            "title": f"{name}: Sharpe of the confidence-filtered strategy by percentile",
+            "unfiltered": tuple(
+                value("unfiltered", "sharpe", column) for column in ("value", "ci_low", "ci_high")
+            ),
+            "chosen": 100 * chosen_threshold,
+            "cost_bps": cost_bps,
+            "level": config.level,
+        },
+        "random_distribution": {
+            "draws": comparison.random_sharpes,
+            "value": value(chosen, "sharpe"),
+            "title": f"{name}: {chosen} against random strategies with its exposure",
+            "percentile": value(chosen, "random_percentile"),
+            "label": chosen,
+            "cost_bps": cost_bps,
+        },
+    }
+    span = (comparison.ts[0], comparison.ts[-1])
+    return FigurePlan(
+        jobs=[RenderJob(kind, folder / f"{kind}.png", kwargs) for kind, kwargs in figures.items()],
+        spans=[span] * len(figures),
+    )

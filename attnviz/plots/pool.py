@@ -19,6 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from attnviz.plots.backtest import (
+    render_equity_curves,
+    render_random_distribution,
+    render_sharpe_by_percentile,
+)
 from attnviz.plots.charts import (
     render_attribution_bars,
     render_confidence_timeline,
@@ -35,6 +40,9 @@ RENDERERS: dict[str, Callable[..., tuple[int, int]]] = {
     "timeline": render_confidence_timeline,
     "attribution": render_attribution_bars,
     "heads": render_head_panel,
+    "equity_curves": render_equity_curves,
+    "sharpe_by_percentile": render_sharpe_by_percentile,
+    "random_distribution": render_random_distribution,
 }
 
 

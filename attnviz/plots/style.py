@@ -5,6 +5,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -124,3 +125,10 @@ def label_axes(
             axes.set_xticks(positions, names, rotation=30, ha="right", rotation_mode="anchor")
         else:
             axes.set_xticks(positions, names)
+
+
+def concise_dates(axes: Axes) -> None:
+    """Label ``axes``' x axis of dates concisely (years once, then months or days)."""
+    # matplotlib.dates has no type hints.
+    concise = mdates.ConciseDateFormatter(axes.xaxis.get_major_locator())  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_formatter(concise)

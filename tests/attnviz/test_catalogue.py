@@ -140,3 +140,17 @@ def test_one_model_per_series_or_one_per_interval_when_pooled() -> None:
     ]
     pooled = model_groups(series, pool=True)
     assert pooled == {"sample/AAPL/1d+sample/IBM/1d": series[:2], "sample/EURUSD/1h": series[2:]}
+
+
+def test_models_of_some_symbols_keep_a_pooled_model_that_holds_one_of_them() -> None:
+    catalogue = load_catalogue(config.catalogue_path())
+    assert list(catalogue.models(["IBM"])) == ["sample/IBM/1d"]
+    pooled = catalogue.model_copy(
+        update={
+            "groups": {k: g.model_copy(update={"pool": True}) for k, g in catalogue.groups.items()}
+        }
+    )
+    [(name, spec)] = pooled.models(["IBM"]).items()
+    assert "sample/IBM/1d" in name and len(spec.series) == 4
+    with pytest.raises(CatalogueError, match="no series TSLA"):
+        catalogue.models(["TSLA"])

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,31 @@ def test_a_saved_model_loads_back_and_predicts_the_same(fit: FitResult, saved: P
     weights = fit.train_config.loss_weights
     same_units = loaded.validation_loss(fit.val, weights, fit.trained.target_scale)
     assert same_units == pytest.approx(fit.transformer.best_val_loss, rel=1e-5)
+
+
+def test_the_lstm_baseline_is_kept_and_predicts_as_it_did_in_training(
+    fit: FitResult, saved: Path
+) -> None:
+    from attnviz.objective import predict
+
+    loaded = TrainedModel.load(saved)
+    forecast = loaded.predict_lstm(fit.test)
+    assert forecast is not None and fit.trained.lstm is not None
+    x = fit.trained.prepare(fit.test).x
+    np.testing.assert_array_equal(
+        forecast.prob, predict(fit.trained.lstm, x, loaded.target_scale).prob
+    )
+    assert not np.array_equal(forecast.prob, loaded.predict(fit.test).prob)  # not the Transformer
+
+
+def test_a_checkpoint_written_before_the_lstm_was_kept_loads_without_it(
+    fit: FitResult, tmp_path: Path
+) -> None:
+    path = tmp_path / "old-v1.pt"
+    replace(fit.trained, lstm=None).save(path)
+    old = TrainedModel.load(path)
+    assert old.lstm is None and old.predict_lstm(fit.test) is None
+    np.testing.assert_array_equal(old.predict(fit.test).prob, fit.trained.predict(fit.test).prob)
 
 
 def test_a_loss_in_other_target_units_rescales_the_models_outputs(

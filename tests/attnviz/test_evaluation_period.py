@@ -9,7 +9,8 @@ import pytest
 import torch
 from records import model_record
 
-from attnviz.analysis import AnalysisConfig
+from attnviz.analysis import AnalysisConfig, reference_confidence
+from attnviz.attention import calibrate
 from attnviz.checkpoint import TrainedModel
 from attnviz.evaluation_period import analyze_period, comparable_previous, evaluation_windows
 from attnviz.features import FEATURES, FeatureConfig, Scaler, Windows, make_windows
@@ -62,7 +63,7 @@ def ends(windows: Windows) -> list[int]:
 
 
 @pytest.mark.parametrize("zone", [UTC, timezone(timedelta(hours=2))])
-def test_training_windows_calibrate_and_windows_from_the_test_start_on_are_explained(
+def test_validation_windows_calibrate_and_windows_from_the_test_start_on_are_explained(
     zone: timezone,
 ) -> None:
     split = {
@@ -71,14 +72,15 @@ def test_training_windows_calibrate_and_windows_from_the_test_start_on_are_expla
         "test": (end(25, zone), end(27, zone)),
     }
     chosen = evaluation_windows(hourly_windows(32), split, LABEL)
-    assert ends(chosen.calibration) == list(range(10))
+    # The validation part, both ends included: no training window, none of the embargo gaps.
+    assert ends(chosen.calibration) == list(range(15, 20))
     # The test part and every window since the model was trained; no validation window.
     assert ends(chosen.evaluation) == list(range(25, 32))
 
 
-def test_a_series_cut_before_the_training_period_is_a_clear_error() -> None:
+def test_a_series_cut_before_the_validation_period_is_a_clear_error() -> None:
     split = {"train": (end(-50), end(-10)), "val": (end(-5), end(-3)), "test": (end(0), end(5))}
-    with pytest.raises(ValueError, match=f"{LABEL}: no windows in the model's training period"):
+    with pytest.raises(ValueError, match=f"{LABEL}: no windows in the model's validation period"):
         evaluation_windows(hourly_windows(10), split, LABEL)
 
 
@@ -149,6 +151,12 @@ def test_a_period_is_the_test_part_and_the_bars_that_arrived_since(
         as_utc(moment) for moment in windows.end_ts[-50 - len(fit.test) :]
     ]
     assert alone.window["jsd_prev_model"].is_nan().all()
+    # Confidence is a percentile among the validation windows' (as the series reads now).
+    validation = reference_confidence(fit.trained, fit.val).mean(dim=(1, 2))
+    seed = torch.from_numpy(alone.window["seed_confidence"].to_numpy())
+    np.testing.assert_array_equal(
+        alone.window["calibrated_confidence"].to_numpy(), calibrate(seed, validation).numpy()
+    )
 
     fit.trained.save(tmp_path / "v1.pt")  # the previous version reads the same windows
     models = ModelsToExplain(active, record(tmp_path / "v1.pt", split))

@@ -20,6 +20,7 @@ def test_prefect_yaml_declares_the_scheduled_deployments_with_valid_defaults() -
         "ingest-stocks-1630-new-york": [("30 16 * * 1-5", "America/New_York")],
         "nightly-0200-utc": [("0 2 * * *", "UTC")],
         "backfill": [],
+        "backtest": [],
     }
     for name, entry in entries.items():
         assert entry["description"] and "attnviz" in entry["tags"]
@@ -40,6 +41,7 @@ def test_serve_builds_the_same_deployments_from_the_file() -> None:
         "ingest-stocks-1630-new-york",
         "nightly-0200-utc",
         "backfill",
+        "backtest",
     }
     assert served["ingest-intraday-15min-utc"].parameters == {
         "interval": "1h",

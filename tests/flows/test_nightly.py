@@ -138,9 +138,12 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period(
     assert [kind for kind, *_ in figures] == [
         "attention_grid",
         "attribution",
+        "equity_curves",
         "flow",
         "heads",
+        "random_distribution",
         "rollout",
+        "sharpe_by_percentile",
         "timeline",
     ]
     for _, path, width, height in figures:
@@ -162,3 +165,42 @@ def test_nightly_publishes_a_markdown_summary(catalogue: Callable[..., str]) -> 
     markdown = artifacts[0].data
     assert isinstance(markdown, str)
     assert "| sample/AAPL/1d | 3270 | 3270 | 3270 | 0 | 0 |" in markdown
+
+
+def test_nightly_backtests_every_strategy_and_publishes_the_comparison(
+    catalogue: Callable[..., str],
+) -> None:
+    state = nightly(catalogue=catalogue(sample_series()[:2]), as_of=DAY, return_state=True)
+    report = state.result()
+    with closing(connect(read_only=True)) as con:
+        strategies = con.execute(
+            "SELECT symbol, count(*), count(*) FILTER (WHERE chosen) FROM backtest_strategies "
+            "GROUP BY symbol ORDER BY symbol"
+        ).fetchall()
+        windows = con.execute(
+            "SELECT symbol, count(*) FROM attention_window GROUP BY symbol ORDER BY symbol"
+        ).fetchall()
+        signals = con.execute(
+            "SELECT symbol, strategy, count(*) FROM signals GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        verdicts = con.execute(
+            "SELECT symbol, strategy, significance FROM strategy_comparison WHERE chosen"
+        ).fetchall()
+        shares = con.execute("SELECT max(collapse_share) FROM flag_shares").fetchall()
+    # buy and hold, unfiltered, the LSTM, five filters, three chapter rules, random draws.
+    assert strategies == [("AAPL", 12, 1), ("GOOG", 12, 1)]
+    per_symbol = dict(windows)
+    assert {(symbol, n) for symbol, _, n in signals} == set(per_symbol.items())
+    assert len(signals) == 2 * 11
+    for _, strategy, significance in verdicts:
+        assert strategy.startswith("filtered_p") and "unfiltered" in significance
+    assert shares[0][0] < 0.5
+    assert report.backtests.filter(report.backtests["chosen"]).height == 2
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["strategy-comparison"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
+        )
+    assert artifact.type == "table"

@@ -18,7 +18,11 @@ def sample_series() -> list[Series]:
 
 
 def write_catalogue(
-    path: Path, series: Sequence[Series] | None = None, analysis: Any = None, **group: Any
+    path: Path,
+    series: Sequence[Series] | None = None,
+    analysis: Any = None,
+    backtest: Any = None,
+    **group: Any,
 ) -> str:
     """Write a catalogue of one group, ``test``, and return its path.
 
@@ -30,6 +34,8 @@ def write_catalogue(
     document: dict[str, Any] = {"groups": {"test": {"series": members, **settings}}}
     if analysis is not None:
         document["analysis"] = _as_yaml(analysis)
+    if backtest is not None:
+        document["backtest"] = _as_yaml(backtest)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     load_catalogue(path)  # a test that writes a wrong catalogue by mistake fails here, plainly
     return str(path)

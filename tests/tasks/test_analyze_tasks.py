@@ -6,14 +6,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from records import model_record
 
-from attnviz.analysis import AnalysisConfig
+from attnviz.analysis import Analysis, AnalysisConfig, LatestWindow
+from attnviz.features import FEATURES
 from attnviz.registry import ModelRecord, ModelsToExplain, Ranges
 from attnviz.series import Series
-from tasks.analyze import _analysis_cache_key
+from tasks.analyze import _analysis_cache_key, summary_markdown
 
 SERIES = Series(source="test", symbol="AAA", interval="1h")
 OTHER = Series(source="test", symbol="BBB", interval="1h")  # pooled with SERIES
@@ -118,6 +120,41 @@ def test_another_split_of_the_series_or_other_settings_give_another_key(
         key(bars, replace(models, active=moved_test)),
         key(bars, models, settings=replace(SETTINGS, ig_steps=0)),
         key(bars, models, settings=replace(SETTINGS, collapse_run=4)),
+        key(bars, models, settings=replace(SETTINGS, false_alarm_rate=0.01)),
         key(bars, models, series=OTHER),
     }
-    assert len(keys) == 5
+    assert len(keys) == 6
+
+
+def test_the_summary_gives_the_share_of_windows_each_flag_is_on() -> None:
+    n = 8
+    window = pl.DataFrame(
+        {
+            "ts": [START + timedelta(hours=hour) for hour in range(n)],
+            "calibrated_confidence": np.linspace(0, 0.7, n),
+            "collapse": np.arange(n) < 2,
+            "regime_change": np.arange(n) == 5,
+            "head_gone_uniform": np.zeros(n, bool),
+        }
+    )
+    scores = np.eye(len(FEATURES))[FEATURES.index("volume_change")]
+    latest = LatestWindow(window["ts"][-1], np.zeros(0), np.zeros(0), {"attention_rollout": scores})
+    empty = pl.DataFrame()
+    analysis = Analysis(empty, window, empty, empty, empty, latest)
+    figures = pl.DataFrame({"kind": ["timeline"], "path": ["/figures/timeline.png"]})
+    table = summary_markdown([(SERIES, analysis, figures)]).splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    row = dict(zip(header, (cell.strip() for cell in table[2].strip("|").split("|")), strict=True))
+    assert row["series"] == SERIES.label
+    assert (row["calibrated confidence"], row["collapse"], row["regime changes"]) == (
+        "0.70",
+        "no",
+        "1",
+    )
+    assert (row["collapse on"], row["regime change on"], row["head gone uniform on"]) == (
+        "25.0%",
+        "12.5%",
+        "0.0%",
+    )
+    assert row["top feature (rollout / IG)"] == "volume_change / n/a"
+    assert table[-1] == f"- {SERIES.label}: [timeline](file:///figures/timeline.png)"

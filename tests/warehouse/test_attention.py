@@ -1,49 +1,12 @@
 from contextlib import closing
-from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from analysis_rows import SERIES, TS, frames
 
 from warehouse.attention import store_analysis
 from warehouse.db import connect
 from warehouse.runs import start_run
-
-TS = [datetime(2024, 1, d, tzinfo=UTC) for d in (2, 3)]
-SERIES = ("sample", "AAPL", "1d")
-
-
-def frames(confidence: float) -> dict[str, pl.DataFrame]:
-    window = pl.DataFrame(
-        {
-            "ts": TS,
-            "seed_confidence": [confidence] * 2,
-            "calibrated_confidence": [0.5, 0.6],
-            "rollout_top_lags": [[0, 1], [1, 0]],
-            "flow_top_lags": [[0, 1], [0, 1]],
-            "jsd_prev_window": [None, 0.1],
-            "topk_jaccard_prev_window": [None, 1.0],
-            "spearman_prev_window": [None, 0.9],
-            "jsd_prev_model": [None, None],
-            "attention_ig_spearman": [0.2, 0.3],
-            "head_gone_uniform": [False, False],
-            "collapse": [False, True],
-            "regime_change": [False, False],
-            "pred_return": [0.0, 0.0],
-            "pred_up_prob": [0.5, 0.5],
-            "pred_vol": [0.01, 0.01],
-            "next_return": [0.01, -0.01],
-            "direction": [1.0, 0.0],
-            "future_vol": [0.01, 0.02],
-        },
-        schema_overrides={
-            "rollout_top_lags": pl.List(pl.Int32),
-            "flow_top_lags": pl.List(pl.Int32),
-        },
-    )
-    positions = pl.DataFrame(
-        {"ts": TS, "lag": [0, 0], "method": "attention_flow", "score": [0.4, 0.5]}
-    )
-    return {"attention_window": window, "position_importance": positions}
 
 
 def test_a_rerun_replaces_its_rows_and_views_show_the_newest_run() -> None:
@@ -80,5 +43,5 @@ def test_a_failed_write_leaves_the_previous_rows() -> None:
         assert con.execute("SELECT max(seed_confidence) FROM attention_window").fetchall() == [
             (0.1,)
         ]
-        with pytest.raises(ValueError, match="unknown analytics table"):
+        with pytest.raises(ValueError, match=r"unknown tables \[.bars.\]"):
             store_analysis(con, "r1", SERIES, ("m", 1), {"bars": frames(0.1)["attention_window"]})

@@ -51,6 +51,35 @@ def renderer_inputs(kind: str) -> dict[str, Any]:
             "patterns": [["local", "recent"], ["periodic", "event"]],
             "title": "heads",
         },
+        "equity_curves": {
+            "ts": np.datetime64("2024-01-01") + np.arange(n) * np.timedelta64(1, "D"),
+            "equity": {
+                name: np.cumprod(1 + rng.normal(0.0005, 0.01, n))
+                for name in ("buy and hold", "unfiltered", "filtered p70")
+            },
+            "title": "equity",
+            "highlight": "filtered p70",
+            "benchmark": "buy and hold",
+            "cost_bps": 2.0,
+        },
+        "sharpe_by_percentile": {
+            "percentiles": np.array([50.0, 70.0, 90.0]),
+            "sharpe": np.array([0.4, 0.9, np.nan]),  # no trades at the 90th percentile
+            "low": np.array([-0.5, -0.1, np.nan]),
+            "high": np.array([1.3, 1.9, np.nan]),
+            "title": "sharpe",
+            "unfiltered": (0.3, -0.5, 1.1),
+            "chosen": 70.0,
+            "cost_bps": 2.0,
+        },
+        "random_distribution": {
+            "draws": rng.normal(0.0, 0.8, 1000),
+            "value": 1.2,
+            "title": "random",
+            "percentile": 93.0,
+            "label": "filtered p70",
+            "cost_bps": 2.0,
+        },
     }[kind]
 
 
