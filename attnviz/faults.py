@@ -11,7 +11,10 @@ clean run gives.
 import os
 import signal
 
-STAGES = ("fetch", "validate", "load", "train", "register", "analyse", "render", "store", "publish")
+STAGES = (
+    "fetch", "validate", "load", "train", "register", "analyse", "render", "store", "backtest",
+    "publish",
+)  # fmt: skip
 
 
 def crash_point(stage: str) -> None:

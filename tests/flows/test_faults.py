@@ -66,6 +66,7 @@ STAGE_TASKS = {
     "analyse": "analyze",
     "render": "render",
     "store": "store",
+    "backtest": "backtest",
     "publish": "publish-snapshot",
 }
 
