@@ -41,6 +41,8 @@ def backtest_series(
     ------
     LookupError
         If no run has analysed the series with the active version yet.
+    ValueError
+        If the series cannot be judged (e.g. fewer than 20 test bars), naming it.
     """
     crash_point("backtest")
     active = models.active
@@ -53,10 +55,13 @@ def backtest_series(
         )
     _, evaluated = found
     trained = TrainedModel.load(active.checkpoint)
-    forecasts = series_forecasts(
-        trained, bars, active.series_ranges[series.label], evaluated, series.label, analysis
-    )
-    comparison = compare(forecasts, settings)
+    try:
+        forecasts = series_forecasts(
+            trained, bars, active.series_ranges[series.label], evaluated, series.label, analysis
+        )
+        comparison = compare(forecasts, settings)
+    except ValueError as error:  # too few bars to judge, or no filter that ever traded
+        raise ValueError(f"{series.label}: cannot backtest: {error}") from error
     get_run_logger().info(
         "%s: %d strategies backtested on %d test bars; chosen on validation: %s. %s",
         series.label,

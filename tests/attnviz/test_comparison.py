@@ -120,3 +120,10 @@ def test_windows_that_are_not_consecutive_bars_are_refused() -> None:
     gappy = replace(data, test=data.test.filter(pl.int_range(pl.len()) != 5))
     with pytest.raises(ValueError, match="not consecutive bars"):
         compare(gappy, FAST)
+
+
+def test_too_few_test_bars_to_judge_is_a_clear_error() -> None:
+    data = forecasts()
+    short = replace(data, test=data.test.head(12), lstm_test=data.lstm_test.head(12))
+    with pytest.raises(ValueError, match="12 bars; the bootstrap needs at least 20"):
+        compare(short, FAST)
