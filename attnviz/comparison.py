@@ -12,7 +12,7 @@ Every strategy is backtested on the same test windows with the same costs and fi
   take part in the choice;
 * ``chapter_seed_0.3`` ... ``0.7``: the chapter's rule with its own numbers;
 * ``random_same_exposure``: random strategies with the chosen filter's exposure (seeded
-  draws; its row holds their median Sharpe and the 95% range).
+  draws; its row holds their median Sharpe and the range of ``level`` of them, 95%).
 
 Each Sharpe gets a block-bootstrap interval, each strategy its Sharpe difference from the
 unfiltered Transformer (paired, same bars), and the filter grid as a whole Hansen's SPA
@@ -224,7 +224,7 @@ def compare(forecasts: SeriesForecasts, config: ComparisonConfig) -> Comparison:
         results.append(rows)
         significance[run.name] = words
     chosen_sharpe = performance(by_name[chosen.name].result, per_year, trading.risk_free_rate)
-    results.append(_random_rows(random_sharpes, chosen_sharpe["sharpe"], chosen.name))
+    results.append(_random_rows(random_sharpes, chosen_sharpe["sharpe"], chosen.name, config.level))
     significance[chosen.name] = f"{significance[chosen.name]}; {verdict.words}"
 
     strategies = pl.DataFrame(
@@ -322,11 +322,14 @@ def _judged(
     )
 
 
-def _random_rows(draws: np.ndarray, chosen_sharpe: float, chosen: str) -> pl.DataFrame:
-    """The random baseline's median Sharpe and 95% range, and where the chosen filter falls."""
+def _random_rows(
+    draws: np.ndarray, chosen_sharpe: float, chosen: str, level: float
+) -> pl.DataFrame:
+    """The random baseline's median Sharpe and central range, and where the chosen filter falls."""
     finite = draws[np.isfinite(draws)]
+    tails = [50 * (1 - level), 50 * (1 + level)]
     median, low, high = (
-        (float(np.median(finite)), *map(float, np.percentile(finite, [2.5, 97.5])))
+        (float(np.median(finite)), *map(float, np.percentile(finite, tails)))
         if finite.size
         else (np.nan, np.nan, np.nan)
     )
