@@ -38,7 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from arch.bootstrap import SPA, StationaryBootstrap, optimal_block_length
 
 from attnviz.performance import sharpe_ratio
 
@@ -245,6 +244,8 @@ def spa_verdict(
 
 def _spa_p_value(benchmark: np.ndarray, candidates: np.ndarray, reps: int, seed: int) -> float:
     """SPA's consistent p-value for (bars, k) candidate returns against benchmark returns."""
+    from arch.bootstrap import SPA  # see _resampled
+
     spa = SPA(
         -benchmark,
         -candidates,
@@ -271,6 +272,10 @@ def _resampled(
     data: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], draws: int, seed: int
 ) -> np.ndarray:
     """The statistic on ``draws`` stationary-bootstrap resamples of the bars (rows) of data."""
+    # arch loads statsmodels (about a second); imported where used, so that reading a
+    # catalogue (whose backtest settings live beside this) does not pay for it.
+    from arch.bootstrap import StationaryBootstrap
+
     rng = np.random.default_rng(seed)
     bootstrap = StationaryBootstrap(_block_length(data), data, seed=rng)
     samples: np.ndarray = bootstrap.apply(statistic, reps=draws)[:, 0]
@@ -283,6 +288,8 @@ def _block_length(data: np.ndarray) -> int:
     varying = columns[:, ~_flat(columns)]
     if varying.shape[1] == 0:  # nothing to estimate from (and arch would divide by zero)
         return 1
+    from arch.bootstrap import optimal_block_length  # see _resampled
+
     lengths = optimal_block_length(varying)["stationary"].to_numpy()
     return math.ceil(float(np.nanmax(lengths, initial=1.0)))
 
