@@ -23,8 +23,8 @@ thresholds sit above almost every value the seed confidence takes, so it hardly 
 it gets no special case here, the backtest shows it.
 
 Which threshold to trust is decided on the validation windows, never on the test windows:
-:func:`select_on_validation` is handed the validation frame alone, and
-:func:`out_of_sample` only ever shows the test frame to the rule already chosen.
+:func:`select_on_validation` is handed the validation frame alone; the test windows
+reach only :func:`signals` of the rules, after the choice.
 """
 
 import math
@@ -145,22 +145,6 @@ def filtered_rules(percentiles: Sequence[float], *, skip_collapse: bool = False)
     ]
 
 
-def all_rules(percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> list[Rule]:
-    """Every strategy the nightly backtests: unfiltered, the filtered grid, the chapter's rules.
-
-    Parameters
-    ----------
-    percentiles
-        The filtered grid, as for :func:`filtered_rules`.
-
-    Returns
-    -------
-    list[Rule]
-        ``unfiltered``, then ``filtered_p<percentile>`` in grid order, then ``CHAPTER_RULES``.
-    """
-    return [UNFILTERED, *filtered_rules(percentiles), *CHAPTER_RULES]
-
-
 def signals(windows: pl.DataFrame, rule: Rule) -> Signal:
     """The rule's signal for each window, decided at the close of the window's last bar.
 
@@ -279,30 +263,3 @@ def select_on_validation(
         The chosen rule, as for :func:`choose`.
     """
     return choose(rules, lambda rule: evaluate(validation, rule))
-
-
-def out_of_sample(
-    validation: pl.DataFrame,
-    test: pl.DataFrame,
-    rules: Sequence[Rule],
-    evaluate: Callable[[pl.DataFrame, Rule], float],
-) -> tuple[Rule, Signal]:
-    """The rule chosen on the validation windows and its signals over the test windows.
-
-    The test windows reach only :func:`signals`, after the choice is made, so nothing in
-    them can move it.
-
-    Parameters
-    ----------
-    validation, test
-        The validation windows and the evaluation (test) windows that follow them.
-    rules, evaluate
-        As for :func:`select_on_validation`.
-
-    Returns
-    -------
-    tuple[Rule, Signal]
-        The chosen rule and its signal for each test window.
-    """
-    rule = select_on_validation(validation, rules, evaluate)
-    return rule, signals(test, rule)
