@@ -2,16 +2,17 @@
 
 ``analyze`` is a short loop: :class:`BatchStep` turns each batch of windows into its
 table rows (:mod:`attnviz.analysis_tables`) and per-head sums, so a batch's attention
-(B, L, H, T, T) is dropped once measured and memory does not grow with the number of
-windows; what one batch hands the next is a :class:`Carry`. The rows are then joined,
-the series-wide monitors added and the sums averaged into the head summary: polars
-frames shaped like the warehouse tables (without the run and series keys), and the
-latest window's matrices for the figures.
+(B, L, H, T, T) is dropped once measured, its memory reused by the next batch
+(:mod:`attnviz.workspace`), and memory does not grow with the number of windows; what
+one batch hands the next is a :class:`Carry`. The rows are then joined, the series-wide
+monitors added and the sums averaged into the head summary: polars frames shaped like
+the warehouse tables (without the run and series keys), and the latest window's
+matrices for the figures.
 """
 
 import operator
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
 from typing import Annotated
@@ -28,13 +29,15 @@ from attnviz.analysis_tables import (
     head_summary,
     score_rows,
     timestep_rows,
+    top_lags,
     utc,
 )
 from attnviz.checkpoint import TrainedModel
 from attnviz.features import FEATURES, Windows
-from attnviz.importance import importance, top_lags
+from attnviz.importance import explained, importance
 from attnviz.model import AttentionTransformer, Predictions
 from attnviz.monitors import Calibration, with_monitors
+from attnviz.workspace import Workspace
 
 EVENT_FEATURES = [FEATURES.index("log_return"), FEATURES.index("volume_change")]
 
@@ -66,6 +69,12 @@ class AnalysisConfig:
         Compute exact attention flow (the costliest measure after Integrated Gradients).
     ig_steps
         Integrated Gradients path steps; 0 skips Integrated Gradients.
+    explain_newest, explain_every
+        Flow and Integrated Gradients (where switched on) are computed for the newest
+        ``explain_newest`` windows of the evaluation period, and for the older ones whose
+        position, counted from its first window (0), is a multiple of ``explain_every``:
+        a sample that stays put as windows are appended night after night
+        (:func:`attnviz.importance.explained`). ``explain_every=1`` explains every window.
     """
 
     batch_size: Annotated[int, Field(ge=1)] = 256
@@ -78,6 +87,8 @@ class AnalysisConfig:
     cusum_k: Annotated[float, Field(ge=0)] = 0.5
     flow: bool = True
     ig_steps: Annotated[int, Field(ge=0)] = 32
+    explain_newest: Annotated[int, Field(ge=0)] = 32
+    explain_every: Annotated[int, Field(ge=1)] = 16
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,8 @@ class LatestWindow:
     rollout
         Attention rollout with the residual mixed in, (T, T).
     scores
-        Attribution method -> normalised score per feature, (F,).
+        Attribution method -> normalised score per feature, (F,); the methods computed
+        for this window (Integrated Gradients only where it was explained).
     """
 
     ts: datetime
@@ -132,20 +144,30 @@ class Carry:
 
 
 @torch.no_grad()
-def attend(model: AttentionTransformer, x: torch.Tensor) -> tuple[Predictions, torch.Tensor]:
-    """The model's predictions for windows ``x`` and its attention, (B, L, H, T, T)."""
+def attend(
+    model: AttentionTransformer,
+    x: torch.Tensor,
+    workspace: Workspace | None = None,
+    name: str = "attention",
+) -> tuple[Predictions, torch.Tensor]:
+    """The model's predictions for windows ``x`` and its attention, (B, L, H, T, T).
+
+    With a ``workspace``, the attention is written into its block ``name``, which the next
+    call with that name overwrites; else into fresh memory.
+    """
     predictions, attention = model(x, return_attention=True)
-    return predictions, att.stack(attention)
+    shape = (len(x), len(attention), *attention["layer_0"].shape[1:])
+    return predictions, att.stack(attention, workspace.take(name, shape) if workspace else None)
 
 
 def reference_confidence(
     trained: TrainedModel, windows: Windows, batch_size: int = 256
 ) -> torch.Tensor:
     """Per-head confidence (N, L, H) of ``windows``: the calibration sample (validation part)."""
-    x = trained.prepare(windows).x
+    x, workspace = trained.prepare(windows).x, Workspace()
     return torch.cat(
         [
-            att.head_confidence(attend(trained.model, x[i : i + batch_size])[1])
+            att.head_confidence(attend(trained.model, x[i : i + batch_size], workspace)[1])
             for i in range(0, len(x), batch_size)
         ]
     )
@@ -165,29 +187,40 @@ class BatchStep:
         The monitors fitted on the validation windows: which heads' going uniform is news.
     config
         Thresholds and switches.
+    workspace
+        Where each batch's largest tensors live, in the memory of the batch before: its
+        attention is overwritten by the next batch's.
     """
 
     trained: TrainedModel
     previous: TrainedModel | None
     calibration: Calibration
     config: AnalysisConfig
+    workspace: Workspace = field(default_factory=Workspace)
 
-    def __call__(self, windows: Windows, carry: Carry | None) -> tuple[BatchRows, Carry]:
+    def __call__(
+        self, windows: Windows, explain: np.ndarray, carry: Carry | None
+    ) -> tuple[BatchRows, Carry]:
         """The rows of ``windows``, and what the next batch needs of them.
 
-        ``carry`` is what the batch before handed on; ``None`` for the first batch,
-        whose first window then has no stability scores (NaN).
+        ``explain`` (B,) says which windows get flow and Integrated Gradients. ``carry``
+        is what the batch before handed on; ``None`` for the first batch, whose first
+        window then has no stability scores (NaN).
         """
         config, ts, model = self.config, windows.end_ts, self.trained.model
         x = self.trained.prepare(windows).x
-        predictions, a = attend(model, x)
+        predictions, a = attend(model, x, self.workspace)
         confidence = att.head_confidence(a)
         events = (x[..., EVENT_FEATURES].abs() > config.event_z).any(-1)
         codes = att.pattern_class(a, events, config.recent_k, config.periods)
         mean = att.head_mean(a).unsqueeze(2)
         mixed = att.mixed_attention(mean[:, :, 0])
-        codes_mean = att.pattern_class(mean, events, config.recent_k, config.periods)
-        found = importance(model, x, mean[:, :, 0], mixed, config.flow, config.ig_steps)
+        codes_all = torch.cat(
+            [codes, att.pattern_class(mean, events, config.recent_k, config.periods)], 2
+        )
+        found = importance(
+            model, x, mean[:, :, 0], mixed, torch.from_numpy(explain), config.flow, config.ig_steps
+        )
         roll = found.positions["attention_rollout"]
         stability = att.consecutive_stability(
             roll, carry.rollout_row if carry else None, config.top_k
@@ -196,13 +229,15 @@ class BatchStep:
             {
                 "ts": utc(ts),
                 "seed_confidence": confidence.mean(dim=(1, 2)).numpy(),
-                "rollout_top_lags": top_lags(found.positions, "attention_rollout", config.top_k),
-                "flow_top_lags": top_lags(found.positions, "attention_flow", config.top_k),
+                "rollout_top_lags": top_lags(found.positions["attention_rollout"], config.top_k),
+                "flow_top_lags": top_lags(found.positions["attention_flow"], config.top_k),
+                "has_attention_flow": found.has("attention_flow").numpy(),
                 "jsd_prev_window": stability["jsd"].numpy(),
                 "topk_jaccard_prev_window": stability["topk_jaccard"].numpy(),
                 "spearman_prev_window": stability["spearman"].numpy(),
                 "jsd_prev_model": self._moved(windows, roll).numpy(),
                 "attention_ig_spearman": found.agreement.numpy(),
+                "has_integrated_gradients": found.has("integrated_gradients").numpy(),
                 "head_gone_uniform": self.calibration.gone_uniform(confidence).numpy(),
                 "pred_return": predictions.ret.numpy() * self.trained.target_scale,
                 "pred_up_prob": predictions.direction_prob.numpy(),
@@ -214,17 +249,17 @@ class BatchStep:
         )
         lags = np.arange(a.shape[-1] - 1, -1, -1)
         rows = BatchRows(
-            timestep=timestep_rows(ts, a, mean, torch.cat([codes, codes_mean], 2), config.recent_k),
+            timestep=timestep_rows(ts, a, mean, codes_all, config.recent_k, self.workspace),
             window=window,
-            attribution=score_rows(ts, found.features, "feature", np.array(FEATURES)),
-            positions=score_rows(ts, found.positions, "lag", lags).drop("rank"),
+            attribution=score_rows(ts, found.features, "feature", np.array(FEATURES), True),
+            positions=score_rows(ts, found.positions, "lag", lags, False),
             totals=HeadTotals.of(a, confidence, codes),
         )
         latest = LatestWindow(
             ts=window["ts"][-1],
-            attention=a[-1].numpy(),
+            attention=a[-1].clone().numpy(),  # a copy, not a view of the whole batch's memory
             rollout=att.rollout_mixed(mixed[-1:])[0].numpy(),
-            scores={name: value[-1].numpy() for name, value in found.features.items()},
+            scores={name: value.numpy() for name, value in found.features_of(-1).items()},
         )
         return rows, Carry(rollout_row=roll[-1], latest=latest)
 
@@ -232,7 +267,8 @@ class BatchStep:
         """(B,) divergence of each rollout row from the previous model's; NaN without one."""
         if self.previous is None:
             return torch.full((len(roll),), torch.nan)
-        _, before = attend(self.previous.model, self.previous.prepare(windows).x)
+        x = self.previous.prepare(windows).x
+        _, before = attend(self.previous.model, x, self.workspace, "previous attention")
         return att.jensen_shannon(roll, att.rollout(before)[:, -1, :])
 
 
@@ -255,12 +291,17 @@ def analyze(
 ) -> Analysis:
     """Every attention measure of every window of one series' evaluation period.
 
+    Exact attention flow and Integrated Gradients, the costly ones, are computed for the
+    newest windows and a sample of the older ones (``config.explain_newest`` and
+    ``config.explain_every``); the window rows say which have them.
+
     Parameters
     ----------
     trained
         The model to explain.
     windows
-        Consecutive windows (one bar apart), oldest first.
+        The evaluation period: consecutive windows (one bar apart), oldest first. The
+        sample of older windows that get flow and Integrated Gradients counts from its first.
     reference
         Per-head confidences of the validation windows (:func:`reference_confidence`),
         which the monitors are calibrated on.
@@ -279,8 +320,9 @@ def analyze(
     step = BatchStep(trained, previous, calibration, config)
     parts: list[BatchRows] = []
     carry: Carry | None = None
-    for batch in _batches(windows, config.batch_size):
-        rows, carry = step(batch, carry)
+    explain = explained(len(windows), config.explain_newest, config.explain_every)
+    for batch in _batches(len(windows), config.batch_size):
+        rows, carry = step(windows.take(batch), explain[batch], carry)
         parts.append(rows)
     if carry is None:
         raise ValueError("no windows to analyse")
@@ -295,7 +337,7 @@ def analyze(
     )
 
 
-def _batches(windows: Windows, size: int) -> Iterator[Windows]:
-    """``windows`` in consecutive batches of ``size`` (the last one may be smaller)."""
-    for start in range(0, len(windows), size):
-        yield windows.take(np.arange(start, min(start + size, len(windows))))
+def _batches(count: int, size: int) -> Iterator[np.ndarray]:
+    """Indices of ``count`` windows in consecutive batches of ``size`` (the last may be smaller)."""
+    for start in range(0, count, size):
+        yield np.arange(start, min(start + size, count))

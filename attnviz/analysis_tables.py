@@ -6,6 +6,7 @@ which are added when they are stored. The series-wide monitors that complete the
 rows are in :mod:`attnviz.monitors`.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 
 from attnviz import attention as att
 from attnviz.attribution import ranks
+from attnviz.workspace import Workspace
 
 
 def utc(ts: np.ndarray) -> pl.Series:
@@ -22,8 +24,21 @@ def utc(ts: np.ndarray) -> pl.Series:
     return pl.Series("ts", ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
+def gathered(labels: Sequence[str] | np.ndarray, index: np.ndarray) -> pl.Series:
+    """``labels[index]`` as a column.
+
+    Polars gathers strings far faster than it converts a numpy array of them.
+    """
+    return pl.Series(labels).gather(index)
+
+
 def timestep_rows(
-    ts: np.ndarray, a: torch.Tensor, mean: torch.Tensor, codes: torch.Tensor, k: int
+    ts: np.ndarray,
+    a: torch.Tensor,
+    mean: torch.Tensor,
+    codes: torch.Tensor,
+    k: int,
+    workspace: Workspace,
 ) -> pl.DataFrame:
     """``attention_timestep`` rows: per (window, layer, head), and per layer for the head mean.
 
@@ -39,16 +54,25 @@ def timestep_rows(
         (B, L, H + 1) pattern codes of the heads and of the head mean.
     k
         Bars counted as recent.
+    workspace
+        Where the entropy terms of every row are written (:func:`attention.mean_row_entropy`).
     """
     row = torch.cat([a[..., -1, :], mean[..., -1, :]], 2)
     n, layers, heads = row.shape[:3]
     head = np.arange(heads)
     head[-1] = -1
+    confidence = att.confidence(row)
     values = {
         "entropy": att.entropy(row),
-        "norm_entropy": 1 - att.confidence(row),
-        "confidence": att.confidence(row),
-        "mean_row_entropy": torch.cat([att.mean_row_entropy(a), att.mean_row_entropy(mean)], 2),
+        "norm_entropy": 1 - confidence,
+        "confidence": confidence,
+        "mean_row_entropy": torch.cat(
+            [
+                att.mean_row_entropy(a, workspace.take("entropy terms", a.shape)),
+                att.mean_row_entropy(mean, workspace.take("mean entropy terms", mean.shape)),
+            ],
+            2,
+        ),
         "expected_distance": att.expected_distance(row),
         "recent_mass": att.recent_mass(row, k),
     }
@@ -58,34 +82,48 @@ def timestep_rows(
             "layer": np.tile(np.repeat(np.arange(layers), heads), n),
             "head": np.tile(head, n * layers),
             **{name: value.reshape(-1).numpy() for name, value in values.items()},
-            "pattern": np.array(att.PATTERNS)[codes.reshape(-1).numpy()],
+            "pattern": gathered(att.PATTERNS, codes.reshape(-1).numpy()),
         }
     )
 
 
 def score_rows(
-    ts: np.ndarray, by_method: dict[str, torch.Tensor], column: str, labels: np.ndarray
+    ts: np.ndarray,
+    by_method: dict[str, torch.Tensor],
+    column: str,
+    labels: np.ndarray,
+    ranked: bool,
 ) -> pl.DataFrame:
-    """Rows ``(ts, <column>, method, score, rank)`` of (B, K) scores by method.
+    """Rows ``(ts, <column>, method, score)`` of (B, K) scores by method, and the ``rank``.
 
-    ``feature_attribution`` rows are these with ``column="feature"``;
-    ``position_importance`` rows, with ``column="lag"`` and without the rank.
+    A window whose row of a method is NaN (the method did not score it) gets no rows of
+    that method. ``feature_attribution`` rows are these with ``column="feature"``, ranked;
+    ``position_importance`` rows, with ``column="lag"``, unranked.
     """
-    frames = []
-    for method, scores in by_method.items():
-        n, k = scores.shape
-        frames.append(
-            pl.DataFrame(
-                {
-                    "ts": utc(np.repeat(ts, k)),
-                    column: np.tile(labels, n),
-                    "method": method,
-                    "score": scores.reshape(-1).numpy().astype(np.float64),
-                    "rank": ranks(scores).reshape(-1).numpy(),
-                }
-            )
-        )
-    return pl.concat(frames)
+    scores = torch.stack(list(by_method.values()))  # (M, B, K): one frame for every method
+    methods, n, k = scores.shape
+    rows = pl.DataFrame(
+        {
+            "ts": utc(np.tile(np.repeat(ts, k), methods)),
+            column: gathered(labels, np.tile(np.arange(k), methods * n)),
+            "method": gathered(list(by_method), np.repeat(np.arange(methods), n * k)),
+            "score": scores.reshape(-1).numpy().astype(np.float64),
+        }
+    )
+    if ranked:
+        rows = rows.with_columns(rank=ranks(scores).reshape(-1).numpy())
+    return rows.filter(pl.col("score").is_not_nan())
+
+
+def top_lags(scores: torch.Tensor, k: int) -> pl.Series:
+    """The ``k`` strongest lags of each window by (B, T) ``scores``, strongest first.
+
+    A window whose row is NaN (the method did not score it) gets no lags: ``[]``.
+    """
+    lags = scores.shape[-1] - 1 - scores.topk(k).indices
+    scored = ~scores.isnan().any(-1)
+    listed = pl.Series(lags.numpy()).cast(pl.List(pl.Int64))
+    return listed.list.head(pl.lit(pl.Series(scored.numpy() * k)))
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,20 @@ import math
 
 import torch
 
+_LOG_FLOOR = -1e4
+"""Below ln of the smallest float32 (about -104): 0 ln 0 taken as 0 * _LOG_FLOOR = 0."""
+
 PATTERNS: tuple[str, ...] = ("uniform", "local", "recent", "periodic", "event", "mixed")
 """Head pattern classes, in the order their rules are tried (see :func:`pattern_class`)."""
 
 
-def stack(attention: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The model's ``{"layer_0": (B, H, T, T), ...}`` as one (B, L, H, T, T) tensor."""
-    return torch.stack([attention[f"layer_{i}"] for i in range(len(attention))], dim=1)
+def stack(attention: dict[str, torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's ``{"layer_0": (B, H, T, T), ...}`` as one (B, L, H, T, T) tensor.
+
+    Written into ``out`` (of that shape) if given, else into fresh memory.
+    """
+    layers = [attention[f"layer_{i}"] for i in range(len(attention))]
+    return torch.stack(layers, dim=1, out=out)
 
 
 def _entr(p: torch.Tensor) -> torch.Tensor:
@@ -33,9 +40,17 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
     return _entr(p).sum(-1)
 
 
-def mean_row_entropy(a: torch.Tensor) -> torch.Tensor:
-    """Entropy averaged over all query rows, (..., T, T) -> (...): one pass over the matrices."""
-    return _entr(a).sum((-1, -2)) / a.shape[-2]
+def mean_row_entropy(a: torch.Tensor, scratch: torch.Tensor | None = None) -> torch.Tensor:
+    """Entropy averaged over all query rows, (..., T, T) -> (...).
+
+    The mean of :func:`entropy` over the rows up to float rounding (the last bits), with
+    the vectorised logarithm taken in place: ``torch.special.entr`` is a scalar loop, and
+    over every row of a batch (11 M values at 256 windows of T = 60, 3 layers, 4 heads)
+    this takes about half its time. The p ln p terms are written into ``scratch`` (of
+    ``a``'s shape, overwritten) if given, else into fresh memory.
+    """
+    terms = torch.log(a, out=scratch).clamp_min_(_LOG_FLOOR).mul_(a)  # p ln p, 0 where p = 0
+    return -terms.sum((-1, -2)) / a.shape[-2]
 
 
 def confidence(p: torch.Tensor) -> torch.Tensor:
@@ -70,9 +85,9 @@ def mixed_attention(mean: torch.Tensor) -> torch.Tensor:
     This is the per-layer matrix of attention rollout and attention flow (Abnar & Zuidema 2020):
     the residual connection carries half of each token's information straight through.
     """
-    eye = torch.eye(mean.shape[-1], dtype=mean.dtype, device=mean.device)
-    mixed = 0.5 * mean + 0.5 * eye
-    return mixed / mixed.sum(-1, keepdim=True)
+    mixed = 0.5 * mean
+    mixed.diagonal(dim1=-2, dim2=-1).add_(0.5)  # + 0.5 I, in place: one (B, L, T, T) copy
+    return mixed.div_(mixed.sum(-1, keepdim=True))
 
 
 def rollout(a: torch.Tensor) -> torch.Tensor:

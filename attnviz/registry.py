@@ -24,10 +24,15 @@ from attnviz.series import Series
 
 if TYPE_CHECKING:
     from attnviz.train import FitResult, SplitRanges
+    from attnviz.warm_start import TrainingPlan
 
 # A version's status: the one ``active`` version of a name is the one that is explained;
 # ``retired`` ones were active once; ``rejected`` ones never were.
 ModelStatus = Literal["active", "retired", "rejected"]
+
+# How a version was trained: from scratch, or fine-tuned from an earlier version
+# (:mod:`attnviz.warm_start`).
+TrainingKind = Literal["full", "warm"]
 
 # Split part -> (first, last window end), UTC.
 Ranges = dict[str, tuple[datetime, datetime]]
@@ -63,6 +68,10 @@ class ModelRow:
         The then-active model's loss on this version's validation windows, if comparable.
     checkpoint
         The checkpoint file (absolute).
+    training, training_reason
+        ``full`` (from scratch) or ``warm`` (fine-tuned from version ``warm_from``), and why.
+    full_trained_at
+        As-of of the training from scratch its weights descend from; ``None`` if unknown.
     """
 
     name: str
@@ -80,6 +89,10 @@ class ModelRow:
     checkpoint: Path
     status: ModelStatus
     status_reason: str
+    training: TrainingKind
+    warm_from: int | None
+    training_reason: str
+    full_trained_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -212,6 +225,7 @@ def checkpoint_path(folder: Path, name: str, version: int) -> Path:
 
 def new_version(
     fit: "FitResult",
+    plan: "TrainingPlan",
     comparison: Comparison,
     margin: float,
     *,
@@ -227,6 +241,8 @@ def new_version(
     ----------
     fit
         The trained model, its test metrics and the ranges of its data.
+    plan
+        How it was trained: from scratch or warm, and why.
     comparison
         The active version judged on the same windows (:func:`compare_with_active`).
     margin
@@ -265,6 +281,10 @@ def new_version(
         checkpoint=checkpoint_path(models, name, version),
         status=status,
         status_reason=reason,
+        training=plan.kind,
+        warm_from=plan.start.version if plan.start else None,
+        training_reason=plan.reason,
+        full_trained_at=plan.full_trained_at,
     )
 
 

@@ -51,6 +51,15 @@ class TrainConfig:
         Weights of the return MSE, direction BCE and volatility MSE terms.
     patience
         Epochs without a better validation loss before training stops.
+    warm_epochs
+        Epochs of a warm start: fine-tuning the active version on the new bars
+        (:mod:`attnviz.warm_start` decides when). 0 turns warm starts off.
+    full_retrain_days
+        A warm start is refused once the active version's weights descend from a
+        training from scratch this many days (of as-of time) old.
+    retrain_on_drift
+        Also train from scratch when the drift monitors flag the newest window analysed
+        with the active version.
     """
 
     epochs: Annotated[int, Field(ge=1)] = 30
@@ -61,6 +70,9 @@ class TrainConfig:
     patience: Annotated[int, Field(ge=1)] = 5
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
+    warm_epochs: Annotated[int, Field(ge=0)] = 3
+    full_retrain_days: Annotated[int, Field(ge=1)] = 7
+    retrain_on_drift: bool = False
 
 
 @dataclass
@@ -111,6 +123,7 @@ def train_model(
     config: TrainConfig,
     log: Callable[[str], None] = print,
     name: str = "model",
+    epochs: int | None = None,
 ) -> TrainResult:
     """Train with AdamW, gradient clipping and early stopping; leaves the best weights loaded.
 
@@ -126,6 +139,8 @@ def train_model(
         Receives one line per epoch.
     name
         What is trained, for messages (e.g. the registry name ``sample/AAPL/1d``).
+    epochs
+        At most this many epochs (default: ``config.epochs``).
 
     Raises
     ------
@@ -144,7 +159,8 @@ def train_model(
         copy.deepcopy(model.state_dict()),
         time.perf_counter(),
     )
-    for epoch in range(config.epochs):
+    epochs = config.epochs if epochs is None else epochs
+    for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=generator)
         train_loss, diverged = _train_epoch(model, train, optimizer, order, config)
@@ -166,7 +182,7 @@ def train_model(
             result.stopped_early = True
             break
         result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-        log(f"{kind} epoch {epoch + 1}/{config.epochs}: train {train_loss:.4f}, val {val_loss:.4f}")
+        log(f"{kind} epoch {epoch + 1}/{epochs}: train {train_loss:.4f}, val {val_loss:.4f}")
         if val_loss < result.best_val_loss:
             result.best_epoch, result.best_val_loss = epoch, val_loss
             best_state = copy.deepcopy(model.state_dict())
@@ -230,6 +246,7 @@ def fit_series(
     train_config: TrainConfig,
     log: Callable[[str], None] = print,
     name: str = "model",
+    start: TrainedModel | None = None,
 ) -> FitResult:
     """Train the Transformer and the LSTM baseline on one series (or pooled series) and test both.
 
@@ -243,27 +260,47 @@ def fit_series(
         Receives one line per epoch.
     name
         The model's registry name, for messages.
+    start
+        A trained model (with its LSTM) to fine-tune for ``train_config.warm_epochs``
+        instead of training from scratch; its architecture must be ``model_config``.
 
     Raises
     ------
     TrainingDiverged
         If either network's loss went non-finite before it had a finite epoch.
+    ValueError
+        If ``start`` has no LSTM or another architecture, or ``warm_epochs`` is 0.
     """
     parts, ranges = split_series(bars, feature_config)
     scaler = Scaler.fit(parts["train"].x)
     target_scale = float(np.std(parts["train"].next_return)) or 1.0
     prepared = {part: Prepared.of(w, scaler, target_scale) for part, w in parts.items()}
 
-    def trained(build: Callable[[ModelConfig], Network]) -> tuple[Network, TrainResult]:
-        # Seeded as each network is built: its first weights do not depend on what ran before.
+    def trained(build: Callable[[], Network], epochs: int) -> tuple[Network, TrainResult]:
+        # Seeded as each network is built: its first weights (from scratch) and its
+        # dropout do not depend on what ran before.
         torch.manual_seed(train_config.seed)
-        network = build(model_config)
+        network = build()
         return network, train_model(
-            network, prepared["train"], prepared["val"], train_config, log, name
+            network, prepared["train"], prepared["val"], train_config, log, name, epochs
         )
 
-    transformer, transformer_result = trained(AttentionTransformer)
-    lstm, lstm_result = trained(LSTMBaseline)
+    if start is None:
+        transformer, transformer_result = trained(
+            lambda: AttentionTransformer(model_config), train_config.epochs
+        )
+        lstm, lstm_result = trained(lambda: LSTMBaseline(model_config), train_config.epochs)
+    else:
+        warm_model, warm_lstm = start.model, start.lstm
+        if warm_lstm is None or warm_model.config != model_config or not train_config.warm_epochs:
+            raise ValueError(
+                f"{name}: a warm start needs warm_epochs >= 1 and a model of this "
+                "architecture with its LSTM"
+            )
+        transformer, transformer_result = trained(
+            lambda: copy.deepcopy(warm_model), train_config.warm_epochs
+        )
+        lstm, lstm_result = trained(lambda: copy.deepcopy(warm_lstm), train_config.warm_epochs)
 
     test = parts["test"]
     scores = {

@@ -166,21 +166,17 @@ def explain(
 ) -> dict[str, dict[str, int]]:
     """Analyse, render and store every series with its group's active and previous model.
 
-    Analyses fan out as tasks; rendering and storing run one series at a time as
-    each analysis finishes. Returns the rows written per series label and table.
+    One series at a time (see :mod:`flows.nightly` on the thread budget). Returns the
+    rows written per series label and table.
     """
-    analyses = {
-        one: (models[name], analyze_series.submit(one, bars[one], models[name], settings))
-        for name, group in groups.items()
-        for one in group
-    }
     results: list[tuple[Series, Analysis, pl.DataFrame]] = []
     written: dict[str, dict[str, int]] = {}
-    for one, (chosen, future) in analyses.items():
-        result = future.result()
-        figures = render(run_id, one, result, bars[one])
-        written[one.label] = store(run_id, one, chosen.active, result, figures)
-        results.append((one, result, figures))
+    for name, group in groups.items():
+        for one in group:
+            result = analyze_series(one, bars[one], models[name], settings)
+            figures = render(run_id, one, result, bars[one])
+            written[one.label] = store(run_id, one, models[name].active, result, figures)
+            results.append((one, result, figures))
     summarise_analysis(results)
     return written
 
@@ -196,17 +192,12 @@ def backtest(
 ) -> pl.DataFrame:
     """Backtest, draw and store every series with its group's active model; publish the table.
 
-    Backtests fan out as tasks (the bootstrap is the costly part); drawing and storing
-    run one series at a time as each finishes. Returns the run's ``strategy_comparison``
-    rows (:data:`warehouse.backtest.COMPARISON_COLUMNS`).
+    One series at a time (see :mod:`flows.nightly` on the thread budget). Returns the
+    run's ``strategy_comparison`` rows (:data:`warehouse.backtest.COMPARISON_COLUMNS`).
     """
-    comparisons = {
-        one: backtest_series.submit(one, bars[one], models[name], analysis, settings)
-        for name, group in groups.items()
-        for one in group
-    }
-    for one, future in comparisons.items():
-        comparison = future.result()
-        figures = render_backtest(run_id, one, comparison, settings)
-        store_backtest(run_id, one, comparison, figures)
+    for name, group in groups.items():
+        for one in group:
+            comparison = backtest_series(one, bars[one], models[name], analysis, settings)
+            figures = render_backtest(run_id, one, comparison, settings)
+            store_backtest(run_id, one, comparison, figures)
     return summarise_backtest(run_id, as_of)

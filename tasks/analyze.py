@@ -20,6 +20,7 @@ from attnviz.monitors import flag_shares
 from attnviz.registry import ModelRecord, ModelsToExplain
 from attnviz.series import Series
 from tasks.cache import CACHE_EXPIRATION, cache_key, file_digest, frame_digest
+from tasks.phases import phase
 from tasks.turns import open_warehouse
 from warehouse.attention import store_analysis
 
@@ -54,6 +55,7 @@ def _analysis_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
     cache_expiration=CACHE_EXPIRATION,
     persist_result=True,
 )
+@phase("analyse")
 def analyze_series(
     series: Series, bars: pl.DataFrame, models: ModelsToExplain, settings: AnalysisConfig
 ) -> Analysis:
@@ -85,6 +87,7 @@ def analyze_series(
 
 
 @task(name="store-analysis", task_run_name="store {series.label}", cache_policy=NO_CACHE)
+@phase("store")
 def store(
     run_id: str, series: Series, model: ModelRecord, analysis: Analysis, figures: pl.DataFrame
 ) -> dict[str, int]:

@@ -18,12 +18,14 @@ from attnviz.plots.figures import plan_backtest_figures
 from attnviz.plots.pool import render_jobs
 from attnviz.registry import ModelsToExplain
 from attnviz.series import Series
+from tasks.phases import phase
 from tasks.turns import open_warehouse
 from warehouse.attention import analysed_windows
 from warehouse.backtest import comparison_rows, store_backtest
 
 
 @task(name="backtest", task_run_name="backtest {series.label}", cache_policy=NO_CACHE)
+@phase("backtest")
 def backtest_series(
     series: Series,
     bars: pl.DataFrame,
@@ -74,6 +76,7 @@ def backtest_series(
 
 
 @task(name="render-backtest", task_run_name="render backtest {series.label}", cache_policy=NO_CACHE)
+@phase("render")
 def render_backtest(
     run_id: str, series: Series, comparison: Comparison, settings: ComparisonConfig
 ) -> pl.DataFrame:
@@ -85,6 +88,7 @@ def render_backtest(
 
 
 @task(name="store-backtest", task_run_name="store backtest {series.label}", cache_policy=NO_CACHE)
+@phase("store")
 def store(
     run_id: str, series: Series, comparison: Comparison, figures: pl.DataFrame
 ) -> dict[str, int]:

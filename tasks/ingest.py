@@ -21,6 +21,7 @@ from attnviz.sources import (
     SourceError,
     make_source,
 )
+from tasks.phases import phase
 from tasks.turns import open_warehouse
 from warehouse.bars import (
     Repair,
@@ -50,6 +51,7 @@ def earlier_load(run_id: str, series: Series) -> SeriesLoad | None:
 
 
 @task(name="plan-fetch", task_run_name="plan {series.label}")
+@phase("ingest")
 def plan_fetch(
     series: Series,
     as_of: datetime,
@@ -122,6 +124,7 @@ def _log_received(series: Series, request: BarRequest, received: Received) -> No
     retry_condition_fn=_retry_unless_bad_data,
     cache_policy=NO_CACHE,
 )
+@phase("ingest")
 def fetch_bars(series: Series, request: BarRequest, options: dict[str, Any]) -> Received:
     """Fetch the closed bars of one series from its source."""
     crash_point("fetch")
@@ -135,6 +138,7 @@ def fetch_bars(series: Series, request: BarRequest, options: dict[str, Any]) -> 
     task_run_name="fetch {series[0].source} {series[0].interval} batch",
     cache_policy=NO_CACHE,
 )
+@phase("ingest")
 def fetch_batch(
     series: list[Series], requests: list[BarRequest], options: dict[str, Any]
 ) -> dict[str, Received | Exception]:
@@ -162,6 +166,7 @@ def list_symbols(source: str, interval: str, options: dict[str, Any]) -> list[st
 
 
 @task(name="validate-bars", task_run_name="validate {series.label}", cache_policy=NO_CACHE)
+@phase("validate")
 def validate(series: Series, received: Received, max_step: float) -> Validation:
     """Run the Great Expectations suite on one series' received bars."""
     crash_point("validate")
@@ -179,6 +184,7 @@ def validate(series: Series, received: Received, max_step: float) -> Validation:
 
 
 @task(name="load-bars", task_run_name="load {series.label}", cache_policy=NO_CACHE)
+@phase("store")
 def load(
     run_id: str,
     series: Series,

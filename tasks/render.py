@@ -9,9 +9,11 @@ from attnviz.analysis import Analysis
 from attnviz.faults import crash_point
 from attnviz.plots.figures import render_figures
 from attnviz.series import Series
+from tasks.phases import phase
 
 
 @task(name="render", task_run_name="render {series.label}", cache_policy=NO_CACHE)
+@phase("render")
 def render(run_id: str, series: Series, analysis: Analysis, bars: pl.DataFrame) -> pl.DataFrame:
     """Render the series' PNGs under ``<home>/figures/<run_id>/``; returns the ``figures`` rows."""
     crash_point("render")

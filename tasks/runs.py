@@ -2,18 +2,22 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import polars as pl
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from attnviz import config
 from attnviz.bars import floor
 from attnviz.faults import crash_point
+from tasks.phases import peak_rss_mb, phases_markdown, take_totals
 from tasks.turns import open_warehouse, run_turn
-from warehouse.runs import EndStatus, finish_run, mark_crashed, start_run, work_key
+from warehouse.runs import EndStatus, finish_run, get_run, mark_crashed, start_run, work_key
 from warehouse.snapshot import check_live, publish_snapshot
 
 
@@ -56,9 +60,26 @@ def open_run(run_id: str, flow: str, parameters: dict[str, Any], as_of: datetime
 
 @task(name="close-run")
 def close_run(run_id: str, status: EndStatus, message: str | None = None) -> None:
-    """Record how the run ended, with its counts."""
+    """Record how the run ended, with its counts, its phases' times and its peak memory.
+
+    The phases are also published as the ``run-summary`` artifact.
+    """
+    totals, peak = take_totals(), peak_rss_mb()
+    phases = pl.DataFrame(
+        [{"phase": name, **asdict(total)} for name, total in totals.items()],
+        schema={"phase": pl.String, "seconds": pl.Float64, "tasks": pl.Int64,
+                "peak_rss_mb": pl.Float64},
+    )  # fmt: skip
     with open_warehouse() as con:
-        finish_run(con, run_id, status, message)
+        finish_run(con, run_id, status, message, phases=phases, peak_rss_mb=peak)
+        run = get_run(con, run_id)
+    assert run is not None and run.ended_at is not None, "the run was just closed"
+    wall = (run.ended_at - run.started_at).total_seconds()
+    create_markdown_artifact(
+        f"### {run_id}: {status}\n\n{phases_markdown(totals, wall, peak)}",
+        key="run-summary",
+        description="Where the run's time and memory went",
+    )
 
 
 @task(name="publish-snapshot")

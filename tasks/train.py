@@ -11,18 +11,24 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 
-from attnviz import config
+from attnviz import config, warm_start
+from attnviz.catalogue import ModelSpec
+from attnviz.checkpoint import TrainedModel
 from attnviz.faults import crash_point
 from attnviz.features import FeatureConfig
 from attnviz.model import ModelConfig
 from attnviz.registry import ModelRecord, ModelsToExplain, compare_with_active, new_version
 from attnviz.series import Series
 from attnviz.train import FitResult, TrainConfig, fit_series
-from tasks.cache import CACHE_EXPIRATION, cache_key, frame_digest
+from attnviz.warm_start import TrainingPlan
+from tasks.cache import CACHE_EXPIRATION, cache_key, file_digest, frame_digest
+from tasks.phases import phase
 from tasks.turns import open_warehouse
 from warehouse.bars import read_bars
+from warehouse.drift import newest_flags
 from warehouse.registry import (
     active_at,
+    active_before,
     active_model,
     next_version,
     previous_active,
@@ -41,8 +47,34 @@ def read_training_bars(series: Series, as_of: datetime) -> pl.DataFrame:
         return read_bars(con, *series.key, closed_by=as_of)
 
 
+@task(name="plan-training", task_run_name="plan {name}", cache_policy=NO_CACHE)
+@phase("train")
+def training_plan(run_id: str, as_of: datetime, name: str, spec: ModelSpec) -> TrainingPlan:
+    """Whether ``name`` is fine-tuned from its active version tonight or trained from scratch.
+
+    Planned from the version active before this run and the flags of the newest window
+    an earlier run analysed with it (:mod:`attnviz.warm_start`): a rerun plans as the
+    first attempt did.
+    """
+    group = spec.group
+    with open_warehouse() as con:
+        active = active_before(con, name, run_id)
+        flagged = (
+            newest_flags(con, spec.series, (name, active.version), as_of)
+            if active is not None and group.training.retrain_on_drift
+            else {}
+        )
+    plan = warm_start.plan_training(
+        active, spec.series, (group.features, group.model, group.training), as_of, flagged
+    )
+    plan = warm_start.readable_start(plan, as_of)
+    get_run_logger().info("%s: %s training: %s", name, plan.kind, plan.reason)
+    return plan
+
+
 def _train_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
-    """The train task's key: its name, the bars' content and the three configs."""
+    """The train task's key: its name, the bars' content, the configs and how it starts."""
+    plan: TrainingPlan = inputs["plan"]
     return cache_key(
         "train",
         inputs["name"],
@@ -50,6 +82,9 @@ def _train_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
         asdict(inputs["features"]),
         asdict(inputs["model"]),
         asdict(inputs["training"]),
+        plan.kind,
+        plan.full_trained_at,
+        file_digest(plan.start.checkpoint) if plan.start else None,
     )
 
 
@@ -60,30 +95,43 @@ def _train_cache_key(context: TaskRunContext, inputs: dict[str, Any]) -> str:
     cache_expiration=CACHE_EXPIRATION,
     persist_result=True,
 )
+@phase("train")
 def train(
     name: str,
     bars: list[pl.DataFrame],
     features: FeatureConfig,
     model: ModelConfig,
     training: TrainConfig,
+    plan: TrainingPlan,
 ) -> FitResult:
-    """Train the Transformer and the LSTM baseline; one log line per epoch.
+    """Train the Transformer and the LSTM baseline as ``plan`` says; one log line per epoch.
 
-    Cached by the bars' content and the configs: a retry or rerun on unchanged bars
-    reuses the trained models instead of training again. A loss that goes non-finite
-    fails the task naming the model, unless an earlier epoch's weights can be kept.
+    Cached by the bars' content, the configs and the start's checkpoint bytes: a retry
+    or rerun on unchanged bars reuses the trained models instead of training again. A
+    loss that goes non-finite fails the task naming the model, unless an earlier
+    epoch's weights can be kept.
+
+    Raises
+    ------
+    CheckpointError
+        If the version a warm plan starts from can no longer be read.
     """
     crash_point("train")
-    return fit_series(bars, features, model, training, log=get_run_logger().info, name=name)
+    start = TrainedModel.load(plan.start.checkpoint) if plan.start else None
+    return fit_series(
+        bars, features, model, training, log=get_run_logger().info, name=name, start=start
+    )
 
 
 @task(name="register-model", task_run_name="register {name}", cache_policy=NO_CACHE)
+@phase("train")
 def register_model(
     run_id: str,
     as_of: datetime,
     name: str,
     series: list[Series],
     fit: FitResult,
+    plan: TrainingPlan,
     margin: float,
 ) -> ModelRecord:
     """Judge the new model against the active one, save its checkpoint, record the version.
@@ -105,6 +153,7 @@ def register_model(
         logger.warning("%s: the active model %s", name, comparison.unreadable)
     row = new_version(
         fit,
+        plan,
         comparison,
         margin,
         name=name,
@@ -116,7 +165,14 @@ def register_model(
     fit.trained.save(row.checkpoint)
     with open_warehouse() as con:
         registered = register(con, row, as_of)
-    logger.info("%s v%d: %s (%s)", name, version, registered.status, registered.status_reason)
+    logger.info(
+        "%s v%d (%s training): %s (%s)",
+        name,
+        version,
+        registered.training,
+        registered.status,
+        registered.status_reason,
+    )
     return registered
 
 
@@ -141,7 +197,7 @@ def _summary(registered: list[ModelRecord]) -> str:
         lines += [
             f"### {model.name} v{model.version}: {model.status}",
             "",
-            model.status_reason,
+            f"{model.status_reason}. Trained {model.training}: {model.training_reason}.",
             "",
             "| model | " + " | ".join(SUMMARY_COLUMNS) + " |",
             "|---|" + "---:|" * len(SUMMARY_COLUMNS),

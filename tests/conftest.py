@@ -85,7 +85,7 @@ def quick() -> dict[str, Any]:
     return {
         "features": FeatureConfig(seq_len=20, horizon=3),
         "model": ModelConfig(d_model=16, n_heads=2, n_layers=1),
-        "training": TrainConfig(epochs=2, batch_size=128),
+        "training": TrainConfig(epochs=2, batch_size=128, warm_epochs=1),
     }
 
 
@@ -135,7 +135,7 @@ def random_walk() -> Callable[[int, int], pl.DataFrame]:
 
 
 # The history of attempts: it grows with every attempt by design, so a rerun adds to it.
-ATTEMPT_HISTORY = ("run_attempts", "run_series_attempts")
+ATTEMPT_HISTORY = ("run_attempts", "run_series_attempts", "run_phases")
 
 # A table's row count and the set of its primary keys.
 TableState = tuple[int, set[tuple[object, ...]]]

@@ -44,8 +44,9 @@ def register(con: duckdb.DuckDBPyConnection, row: ModelRow, as_of: datetime) -> 
                 train_start, train_end, val_start, val_end, test_start, test_end,
                 series_ranges, windows, hyperparameters, metrics,
                 val_loss, previous_val_loss, checkpoint, created_at, status, status_reason,
-                active_from)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)
+                active_from, training, warm_from, training_reason, full_trained_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(),
+                    ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 row.name, row.version, row.series, row.interval, row.run_id,
@@ -55,6 +56,7 @@ def register(con: duckdb.DuckDBPyConnection, row: ModelRow, as_of: datetime) -> 
                 row.val_loss, row.previous_val_loss, str(row.checkpoint),
                 row.status, row.status_reason,
                 as_of if row.status == "active" else None,
+                row.training, row.warm_from, row.training_reason, row.full_trained_at,
             ],
         )  # fmt: skip
         registered = _model(
@@ -119,6 +121,19 @@ def active_model(con: duckdb.DuckDBPyConnection, name: str) -> ModelRecord | Non
     return _model(con, "SELECT * FROM models WHERE name = ? AND status = 'active'", [name])
 
 
+def active_before(con: duckdb.DuckDBPyConnection, name: str, run_id: str) -> ModelRecord | None:
+    """The version of ``name`` that was active before run ``run_id`` registered one.
+
+    That is the active version, unless the run made its own version active; then it is
+    the version the run retired. A rerun of the same work plans from what the first
+    attempt found.
+    """
+    active = active_model(con, name)
+    if active is None or active.run_id != run_id:
+        return active
+    return _model(con, "SELECT * FROM models WHERE name = ? AND retired_by = ?", [name, run_id])
+
+
 def active_at(con: duckdb.DuckDBPyConnection, name: str, as_of: datetime) -> ModelRecord | None:
     """The version of ``name`` that was active at logical time ``as_of``, or ``None``."""
     return _model(
@@ -150,7 +165,7 @@ def list_models(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return query(
         con,
         """
-        SELECT name, version, status, round(val_loss, 4) AS val_loss,
+        SELECT name, version, status, training, round(val_loss, 4) AS val_loss,
                round((metrics->'transformer'->>'direction_accuracy')::DOUBLE, 3) AS test_accuracy,
                round((metrics->'lstm'->>'direction_accuracy')::DOUBLE, 3) AS lstm_accuracy,
                test_start::DATE AS test_from, test_end::DATE AS test_to,
@@ -181,6 +196,10 @@ def _model(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> Model
         checkpoint=Path(row["checkpoint"]),
         status=row["status"],  # the table's CHECK admits only the ModelStatus values
         status_reason=row["status_reason"],
+        training=row["training"],  # 'full' or 'warm', as registered
+        warm_from=row["warm_from"],
+        training_reason=row["training_reason"],
+        full_trained_at=row["full_trained_at"],
         created_at=row["created_at"],
         active_from=row["active_from"],
         active_until=row["active_until"],

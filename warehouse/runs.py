@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import polars as pl
 
-from warehouse.db import WarehouseError, query_row, transaction
+from warehouse.db import WarehouseError, query_row, registered, transaction
 from warehouse.locks import file_lock, runs_lock_path, writer
 from warehouse.snapshot import publish_snapshot
 
@@ -54,6 +55,8 @@ class RunRecord:
         How many attempts the work has had (1 for a first run).
     received, loaded, rejected, not_closed
         Bar counts summed over the run's series; ``None`` until it ends.
+    peak_rss_mb
+        The run's process memory high-water mark when it ended; ``None`` until then.
     """
 
     run_id: str
@@ -73,6 +76,7 @@ class RunRecord:
     loaded: int | None
     rejected: int | None
     not_closed: int | None
+    peak_rss_mb: float | None
 
 
 def work_key(flow: str, parameters: dict[str, Any], as_of: datetime) -> str:
@@ -202,15 +206,37 @@ def reap_crashed_runs(database: Path, snapshot: Path) -> list[str]:
 
 
 def finish_run(
-    con: duckdb.DuckDBPyConnection, run_id: str, status: EndStatus, message: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    status: EndStatus,
+    message: str | None = None,
+    *,
+    phases: pl.DataFrame | None = None,
+    peak_rss_mb: float | None = None,
 ) -> None:
     """Close a run and its latest attempt with a status, a message and their counts.
 
     The run's counts are summed over its series (``run_series``), the attempt's over
-    what it alone read (``run_series_attempts``).
+    what it alone read (``run_series_attempts``). ``phases`` (columns phase, seconds,
+    tasks, peak_rss_mb) replaces the attempt's ``run_phases`` rows; ``peak_rss_mb`` is
+    the process's memory high-water mark.
     """
     attempt = "attempt = (SELECT attempts FROM runs WHERE run_id = $run_id)"
     with transaction(con):
+        if phases is not None:
+            con.execute(
+                f"DELETE FROM run_phases WHERE run_id = $run_id AND {attempt}", {"run_id": run_id}
+            )
+            with registered(con, "phases", phases):
+                con.execute(
+                    """
+                    INSERT INTO run_phases (run_id, attempt, phase, seconds, tasks, peak_rss_mb)
+                    SELECT $run_id, (SELECT attempts FROM runs WHERE run_id = $run_id),
+                           phase, seconds, tasks, peak_rss_mb
+                    FROM phases
+                    """,
+                    {"run_id": run_id},
+                )
         for table, counted, where in [
             ("run_attempts", f"run_series_attempts WHERE run_id = $run_id AND {attempt}",
              f"run_id = $run_id AND {attempt}"),
@@ -220,6 +246,7 @@ def finish_run(
                 f"""
                 UPDATE {table} SET
                     status = $status, message = $message, ended_at = now(),
+                    peak_rss_mb = $peak_rss_mb,
                     received = totals.received, loaded = totals.loaded,
                     rejected = totals.rejected, not_closed = totals.not_closed
                 FROM (
@@ -231,7 +258,12 @@ def finish_run(
                 ) AS totals
                 WHERE {where}
                 """,
-                {"status": status, "message": message, "run_id": run_id},
+                {
+                    "status": status,
+                    "message": message,
+                    "run_id": run_id,
+                    "peak_rss_mb": peak_rss_mb,
+                },
             )
 
 

@@ -1,4 +1,5 @@
 import copy
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -9,11 +10,14 @@ from pydantic import TypeAdapter, ValidationError
 from attnviz.analysis import AnalysisConfig, analyze, reference_confidence
 from attnviz.attention import PATTERNS
 from attnviz.features import FEATURES, FeatureConfig, make_windows
+from attnviz.importance import explained
 from attnviz.model import ModelConfig
 from attnviz.train import TrainConfig, fit_series
 
 FEATURE_CONFIG = FeatureConfig(seq_len=16, horizon=3)
-SETTINGS = AnalysisConfig(batch_size=7, ig_steps=8)
+SETTINGS = AnalysisConfig(batch_size=7, ig_steps=8, explain_every=1)
+# Flow and Integrated Gradients on the 5 newest and every 4th older window of the 45.
+SAMPLED = replace(SETTINGS, explain_newest=5, explain_every=4)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,7 @@ def test_every_window_gets_every_row(setup) -> None:
 def test_batching_does_not_change_any_number(setup) -> None:
     trained, test, reference = setup
     small = analyze(trained, test, reference, config=SETTINGS)
-    whole = analyze(trained, test, reference, config=AnalysisConfig(batch_size=10_000, ig_steps=8))
+    whole = analyze(trained, test, reference, config=replace(SETTINGS, batch_size=10_000))
     keys = {
         "timestep": ["ts", "layer", "head"],
         "window": ["ts"],
@@ -162,3 +166,86 @@ def test_the_false_alarm_rate_is_a_share_strictly_between_0_and_1(rate: float) -
     assert TypeAdapter(AnalysisConfig).validate_python({"false_alarm_rate": 0.01})
     with pytest.raises(ValidationError, match="false_alarm_rate"):
         TypeAdapter(AnalysisConfig).validate_python({"false_alarm_rate": rate})
+
+
+def explained_ts(rows: pl.DataFrame, method: str) -> list:
+    """The windows (ts) that have rows of ``method``."""
+    return rows.filter(pl.col("method") == method)["ts"].unique().sort().to_list()
+
+
+@pytest.mark.parametrize(("flow", "ig_steps"), [(True, 8), (False, 8), (True, 0)])
+def test_the_window_rows_say_which_windows_have_flow_and_integrated_gradients(
+    setup, flow: bool, ig_steps: int
+) -> None:
+    trained, test, reference = setup
+    config = replace(SAMPLED, flow=flow, ig_steps=ig_steps)
+    result = analyze(trained, test, reference, config=config)
+    window, t, f = result.window, FEATURE_CONFIG.seq_len, len(FEATURES)
+    sample = explained(len(test), config.explain_newest, config.explain_every)
+    assert window["has_attention_flow"].to_list() == (sample & flow).tolist()
+    assert window["has_integrated_gradients"].to_list() == (sample & bool(ig_steps)).tolist()
+    with_flow = window.filter("has_attention_flow")["ts"].to_list()
+    with_ig = window.filter("has_integrated_gradients")["ts"].to_list()
+    assert window["flow_top_lags"].list.len().to_list() == [
+        SETTINGS.top_k if has else 0 for has in window["has_attention_flow"]
+    ]
+    assert window["attention_ig_spearman"].is_nan().to_list() == [
+        not has for has in window["has_integrated_gradients"]
+    ]
+    assert explained_ts(result.positions, "attention_flow") == with_flow
+    assert explained_ts(result.positions, "integrated_gradients") == with_ig
+    assert explained_ts(result.attribution, "integrated_gradients") == with_ig
+    assert result.positions.height == (len(test) + len(with_flow) + len(with_ig)) * t
+    assert result.attribution.height == (2 * len(test) + len(with_ig)) * f
+    assert ("integrated_gradients" in result.latest.scores) == bool(ig_steps)
+
+
+def test_a_sampled_windows_flow_and_integrated_gradients_are_those_of_a_full_run(setup) -> None:
+    trained, test, reference = setup
+    sampled = analyze(trained, test, reference, config=SAMPLED)
+    full = analyze(trained, test, reference, config=SETTINGS)
+    keys = {"positions": ["ts", "lag", "method"], "attribution": ["ts", "feature", "method"]}
+    for name, key in keys.items():
+        some, every = getattr(sampled, name), getattr(full, name)
+        both = some.join(every, on=key, how="left", suffix="_full")
+        assert both.height == some.height and both["score_full"].null_count() == 0
+        # Integrated Gradients runs the model on fewer windows at once: equal up to rounding.
+        np.testing.assert_allclose(both["score"], both["score_full"], rtol=0, atol=1e-6)
+    picked = sampled.window.filter("has_integrated_gradients")
+    assert picked.height < full.window.height
+    np.testing.assert_allclose(
+        picked["attention_ig_spearman"],
+        full.window.join(picked.select("ts"), on="ts")["attention_ig_spearman"],
+        rtol=0,
+        atol=1e-6,
+    )
+    columns = ["ts", "flow_top_lags"]
+    assert picked.select(columns).equals(full.window.join(picked.select("ts"), on="ts")[columns])
+
+
+def test_the_sample_stays_put_as_windows_are_appended(setup) -> None:
+    trained, test, reference = setup
+    shorter = analyze(trained, test.take(np.arange(len(test) - 5)), reference, config=SAMPLED)
+    longer = analyze(trained, test, reference, config=SAMPLED)
+    older = shorter.window["ts"][-SAMPLED.explain_newest - 1]  # the newest of the older windows
+    columns = ["ts", "has_attention_flow", "has_integrated_gradients", "flow_top_lags"]
+    before, after = (
+        analysis.window.filter(pl.col("ts") <= older).select(columns)
+        for analysis in (shorter, longer)
+    )
+    assert before.equals(after) and before["has_attention_flow"].sum() >= 2
+    for name in ("positions", "attribution"):
+        before, after = (
+            getattr(analysis, name).filter(pl.col("ts") <= older) for analysis in (shorter, longer)
+        )
+        assert before.equals(after)
+
+
+def test_the_latest_window_has_integrated_gradients_only_if_explained(setup) -> None:
+    trained, test, reference = setup
+    unsampled = replace(SETTINGS, explain_newest=0, explain_every=len(test))  # the first only
+    scores = analyze(trained, test, reference, config=unsampled).latest.scores
+    assert set(scores) == {"attention_rollout", "attention_last_layer"}
+    newest = replace(unsampled, explain_newest=1)
+    scores = analyze(trained, test, reference, config=newest).latest.scores
+    assert set(scores) == {"attention_rollout", "attention_last_layer", "integrated_gradients"}

@@ -31,6 +31,19 @@ def test_entropy_confidence_distance_and_recent_mass_by_hand() -> None:
     assert att.recent_mass(half, 2).item() == pytest.approx(0.5)
 
 
+def test_mean_row_entropy_is_the_rows_mean_entropy_zeros_included() -> None:
+    torch.manual_seed(0)
+    a = torch.softmax(5 * torch.randn(2, 3, 4, 6, 6), -1)
+    a[0, 0, 0, 2] = torch.tensor([0.0, 0, 1, 0, 0, 0])  # 0 ln 0 counts as 0
+    a[1, 2, 3, :, :3] = 0
+    a[1, 2, 3, :, 3:] = 1 / 3
+    expected = att.entropy(a).mean(-1)
+    torch.testing.assert_close(att.mean_row_entropy(a), expected)
+    assert att.mean_row_entropy(a)[1, 2, 3].item() == pytest.approx(math.log(3))
+    scratch = torch.full_like(a, torch.nan)  # whatever it held is overwritten
+    torch.testing.assert_close(att.mean_row_entropy(a, scratch), expected)
+
+
 def test_head_confidence_reads_the_last_query_row() -> None:
     a = torch.full((1, 1, 2, 4, 4), 0.25, dtype=torch.float64)
     a[0, 0, 0, -1] = rows([0, 0, 0, 1])  # head 0: row q one-hot, its other rows uniform

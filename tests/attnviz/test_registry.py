@@ -19,6 +19,7 @@ from attnviz.registry import (
 )
 from attnviz.series import Series
 from attnviz.train import FitResult, TrainConfig, fit_series
+from attnviz.warm_start import TrainingPlan
 
 FEATURES = FeatureConfig(seq_len=20, horizon=3)
 MODEL = ModelConfig(d_model=16, n_heads=2, n_layers=1, dropout=0.0)
@@ -53,6 +54,9 @@ def test_an_active_model_that_cannot_be_read_is_replaced_but_never_by_a_nan_mode
     )
 
 
+AS_OF = datetime(2024, 1, 1, tzinfo=UTC)
+
+
 @pytest.fixture(scope="module")
 def fit(random_walk) -> FitResult:
     """One model on two pooled series of different lengths: their splits differ."""
@@ -63,6 +67,7 @@ def fit(random_walk) -> FitResult:
 def version_of(fit: FitResult, comparison: Comparison, models: Path, version: int = 2) -> ModelRow:
     return new_version(
         fit,
+        TrainingPlan.full("no active version to start from", AS_OF),
         comparison,
         0.05,
         name="test/pool/1h",

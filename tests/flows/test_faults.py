@@ -84,6 +84,7 @@ PER_ATTEMPT_COLUMNS = {
     "flow_run_id",
     "attempts",
     "pid",
+    "peak_rss_mb",
 }
 # Keys of JSON columns that hold a wall-clock measurement.
 PER_ATTEMPT_KEYS = {("models", "hyperparameters"): {"train_seconds"}}
@@ -254,8 +255,8 @@ def _normalised(value: Any, home: Path, keys: set[str]) -> Any:
 def warehouse_rows(database: Path, home: Path) -> dict[str, list[Row]]:
     """Every table's rows, sorted, without the columns that differ per attempt.
 
-    The attempt history (``run_attempts``, ``run_series_attempts``) is left out: it
-    records each attempt by design. Paths under ``home`` read ``<home>``, so two runs in
+    The attempt history (``run_attempts``, ``run_series_attempts``, ``run_phases``) is left
+    out: it records each attempt by design. Paths under ``home`` read ``<home>``, so two runs in
     two folders compare equal.
     """
     with duckdb.connect(str(database), read_only=True) as con:
@@ -265,7 +266,7 @@ def warehouse_rows(database: Path, home: Path) -> dict[str, list[Row]]:
             FROM duckdb_columns() c
             JOIN duckdb_tables() t USING (database_name, schema_name, table_name)
             WHERE c.database_name = current_database()
-              AND c.table_name NOT IN ('run_attempts', 'run_series_attempts')
+              AND c.table_name NOT IN ('run_attempts', 'run_series_attempts', 'run_phases')
             GROUP BY ALL
             """
         ).fetchall()

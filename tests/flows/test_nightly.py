@@ -93,6 +93,14 @@ def test_second_nightly_registers_a_new_version_or_keeps_the_old_with_a_reason(
         assert v2[4] is not None  # the active model's loss on the new validation windows
         assert (v1[2], v2[2]) in {("retired", "active"), ("active", "rejected")}
         assert v2[3]
+    # The second night fine-tunes the first night's versions instead of starting over.
+    assert [(m.training, m.warm_from, m.training_reason) for m in first.models] == [
+        ("full", None, "no active version to start from")
+    ] * 2
+    assert [(m.training, m.warm_from, m.full_trained_at) for m in second.models] == [
+        ("warm", 1, DAY)
+    ] * 2
+    assert all(m.training_reason.startswith("fine-tunes v1 ") for m in second.models)
 
 
 def test_nightly_explains_every_timestep_of_the_evaluation_period(
@@ -150,7 +158,9 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period(
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and width > 100 and height > 100
 
 
-def test_nightly_publishes_a_markdown_summary(catalogue: Callable[..., str]) -> None:
+def test_nightly_publishes_its_summaries_and_records_its_phases(
+    catalogue: Callable[..., str],
+) -> None:
     state = nightly(catalogue=catalogue(sample_series()[:1]), as_of=DAY, return_state=True)
     flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
@@ -165,6 +175,33 @@ def test_nightly_publishes_a_markdown_summary(catalogue: Callable[..., str]) -> 
     markdown = artifacts[0].data
     assert isinstance(markdown, str)
     assert "| sample/AAPL/1d | 3270 | 3270 | 3270 | 0 | 0 |" in markdown
+
+    # Where its time and memory went: in the warehouse and in the run's summary.
+    with closing(connect(read_only=True)) as con:
+        phases = con.execute(
+            "SELECT phase, seconds, tasks, peak_rss_mb FROM run_phases ORDER BY ALL"
+        ).fetchall()
+        [(peak, span)] = con.execute(
+            "SELECT peak_rss_mb, epoch(ended_at - started_at) FROM runs"
+        ).fetchall()
+    # One series: a fetch and a plan, its validation, the bars' load and the two stores
+    # of the analysis and the backtest, two renders, the training plan, the fit and its
+    # registration. The fit and the analysis are cached when an earlier test did them.
+    counted = {phase: n for phase, _, n, _ in phases}
+    work = {"backtest": 1, "ingest": 2, "render": 2, "store": 3, "validate": 1}
+    assert {phase: counted[phase] for phase in work} == work
+    assert counted["train"] in {2, 3} and counted.get("analyse", 0) in {0, 1}
+    assert all(0 < seconds < span for _, seconds, _, _ in phases)
+    assert all(0 < at_end <= peak for _, _, _, at_end in phases)
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["run-summary"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    assert isinstance(artifact.data, str) and "| train |" in artifact.data
+    assert f"peak RSS {peak:.0f} MB" in artifact.data
 
 
 def test_nightly_backtests_every_strategy_and_publishes_the_comparison(

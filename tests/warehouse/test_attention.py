@@ -1,11 +1,13 @@
 from contextlib import closing
+from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from analysis_rows import SERIES, TS, frames
 
 from warehouse.attention import store_analysis
-from warehouse.db import connect
+from warehouse.db import connect, migrations, query
 from warehouse.runs import start_run
 
 
@@ -45,3 +47,40 @@ def test_a_failed_write_leaves_the_previous_rows() -> None:
         ]
         with pytest.raises(ValueError, match=r"unknown tables \[.bars.\]"):
             store_analysis(con, "r1", SERIES, ("m", 1), {"bars": frames(0.1)["attention_window"]})
+
+
+def test_a_warehouse_from_before_sampled_explanations_says_which_old_windows_have_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "w.duckdb"
+    old_windows = """
+        INSERT INTO attention_window (run_id, model_name, model_version, source, symbol,
+            interval, ts, seed_confidence, calibrated_confidence, rollout_top_lags,
+            flow_top_lags, attention_ig_spearman, head_gone_uniform, collapse, regime_change,
+            pred_return, pred_up_prob, pred_vol, next_return, direction, future_vol)
+        SELECT 'r1', 'm', 1, 'sample', 'AAPL', '1d', TIMESTAMPTZ '2024-01-01' + to_days(day),
+               0.6, 0.7, [0, 1], flow, ig, false, false, false, 0, 0.5, 0.01, 0, 1, 0.01
+        FROM (VALUES (0, [3, 1], 0.4::DOUBLE), (1, [], 0.2), (2, [2, 0], 'NaN'), (3, [], 'NaN'))
+             AS t(day, flow, ig)
+    """
+    with monkeypatch.context() as older:
+        older.setattr("warehouse.db.migrations", lambda: [m for m in migrations() if m[0] < 11])
+        with closing(connect(database)) as con:
+            start_run(con, "r1", "flow-r1", "nightly", {}, TS[0])
+            con.execute(old_windows)
+            before = query(con, "SELECT * FROM attention_window ORDER BY ts")
+    with closing(connect(database)) as con:
+        flags = "has_attention_flow, has_integrated_gradients"
+        assert con.execute(f"SELECT {flags} FROM attention_window ORDER BY ts").fetchall() == [
+            (True, True),
+            (False, True),
+            (True, False),
+            (False, False),
+        ]
+        kept = f"SELECT * EXCLUDE ({flags}) FROM attention_window ORDER BY ts"
+        assert query(con, kept).equals(before)  # NaN equals NaN here
+        # The views that read the table bind to the rebuilt one, new columns included.
+        assert con.execute(f"SELECT {flags} FROM latest_attention_window").fetchall()
+        assert con.execute("SELECT windows FROM flag_shares").fetchall() == [(4,)]
+        with pytest.raises(duckdb.ConstraintException, match="has_attention_flow"):
+            con.execute(old_windows.replace("r1", "r2"))  # new rows must say

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from attnviz.registry import ModelRecord, ModelRow, ModelStatus
-from warehouse.db import WarehouseError, connect
+from warehouse.db import WarehouseError, connect, migrations
 from warehouse.registry import (
     active_at,
+    active_before,
     active_model,
     list_models,
     next_version,
@@ -15,13 +16,16 @@ from warehouse.registry import (
     register,
     unregister_run,
 )
+from warehouse.runs import start_run
 
 DAY = datetime(2024, 1, 1, tzinfo=UTC)
 NAME = "sample/AAPL/1d"
 TRAIN_END = datetime(2023, 6, 30, 12, 30, 0, 250, tzinfo=UTC)
 
 
-def row(status: ModelStatus, version: int, run_id: str = "run") -> ModelRow:
+def row(
+    status: ModelStatus, version: int, run_id: str = "run", warm_from: int | None = None
+) -> ModelRow:
     return ModelRow(
         name=NAME,
         version=version,
@@ -44,6 +48,10 @@ def row(status: ModelStatus, version: int, run_id: str = "run") -> ModelRow:
         checkpoint=Path("/var/models/x.pt"),
         status=status,
         status_reason="because",
+        training="warm" if warm_from else "full",
+        warm_from=warm_from,
+        training_reason="why",
+        full_trained_at=DAY,
     )
 
 
@@ -138,3 +146,39 @@ def test_unregistering_is_refused_once_a_later_run_registered() -> None:
         with pytest.raises(WarehouseError, match=r"run2 registered v2 since.*backfill"):
             unregister_run(con, NAME, "run1")
         assert registry(con) == before
+
+
+def test_a_run_plans_from_the_version_active_before_it_registered_one() -> None:
+    with closing(connect()) as con:
+        assert active_before(con, NAME, "run1") is None
+        register(con, row("active", 1, run_id="run1"), DAY)
+        assert active_before(con, NAME, "run1") is None  # its own v1 was the first
+        register(con, row("active", 2, run_id="run2", warm_from=1), DAY.replace(day=2))
+        register(con, row("rejected", 3, run_id="run3", warm_from=2), DAY.replace(day=3))
+        assert active_before(con, NAME, "run2").version == 1  # its own v2 replaced v1
+        assert active_before(con, NAME, "run3").version == 2  # its v3 was rejected
+        assert active_before(con, NAME, "run4").version == 2
+        warm = active_model(con, NAME)
+    assert (warm.training, warm.warm_from, warm.full_trained_at) == ("warm", 1, DAY)
+
+
+def test_versions_from_before_warm_starts_read_as_full_retrains_at_their_runs_as_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "w.duckdb"
+    with monkeypatch.context() as older:
+        older.setattr("warehouse.db.migrations", lambda: [m for m in migrations() if m[0] < 10])
+        with closing(connect(database)) as con:
+            start_run(con, "run1", "flow-run-1", "nightly", {}, DAY)
+            con.execute(
+                "INSERT INTO models (name, version, series, interval, run_id, train_start, "
+                "train_end, val_start, val_end, test_start, test_end, series_ranges, windows, "
+                "hyperparameters, metrics, val_loss, checkpoint, created_at, status, "
+                "status_reason) VALUES (?, 1, ?, '1d', 'run1', ?, ?, ?, ?, ?, ?, '{}', '{}', "
+                "'{}', '{}', 1.0, 'x.pt', now(), 'active', 'first')",
+                [NAME, [NAME], *[DAY] * 6],
+            )
+    with closing(connect(database)) as con:
+        old = active_model(con, NAME)
+    assert (old.training, old.warm_from, old.full_trained_at) == ("full", None, DAY)
+    assert old.training_reason == "trained before warm starts existed"

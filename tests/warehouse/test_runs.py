@@ -52,6 +52,30 @@ def test_run_lifecycle_sums_its_series(bars: Bars) -> None:
     assert run.as_of == AS_OF and run.parameters["symbols"] == ["TEST"]
 
 
+def test_each_attempt_records_its_phases_and_peak_memory() -> None:
+    def phases(seconds: float) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"phase": ["ingest", "train"], "seconds": [1.5, seconds], "tasks": [2, 1],
+             "peak_rss_mb": [300.0, 800.0]}
+        )  # fmt: skip
+
+    with closing(connect()) as con:
+        for attempt, seconds in ((1, 30.0), (2, 3.0)):
+            start_run(con, "r1", f"flow-run-{attempt}", "nightly", {}, AS_OF)
+            finish_run(con, "r1", "succeeded", phases=phases(seconds), peak_rss_mb=812.5)
+        finish_run(con, "r1", "succeeded", phases=phases(4.0), peak_rss_mb=900.0)  # closed again
+        stored = con.execute(
+            "SELECT attempt, phase, seconds, tasks, peak_rss_mb FROM run_phases ORDER BY ALL"
+        ).fetchall()
+        peaks = con.execute("SELECT peak_rss_mb FROM run_attempts ORDER BY attempt").fetchall()
+        assert recorded(con, "r1").peak_rss_mb == 900.0
+    assert stored == [
+        (1, "ingest", 1.5, 2, 300.0), (1, "train", 30.0, 1, 800.0),
+        (2, "ingest", 1.5, 2, 300.0), (2, "train", 4.0, 1, 800.0),
+    ]  # fmt: skip
+    assert peaks == [(812.5,), (900.0,)]
+
+
 @pytest.mark.parametrize(("ended", "kept"), [("succeeded", 0), ("failed", 1), ("crashed", 1)])
 def test_restarting_a_run_clears_its_records_unless_it_did_not_finish(
     bars: Bars, ended: EndStatus | Literal["crashed"], kept: int
@@ -160,7 +184,8 @@ def test_a_warehouse_from_before_crashes_were_recorded_keeps_its_runs(
             )
             rows = con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
     with closing(connect(database)) as con:
-        kept = "SELECT * EXCLUDE (pid, host, crashed_noticed_at) FROM runs ORDER BY run_id"
+        added = "pid, host, crashed_noticed_at, peak_rss_mb"  # by later migrations
+        kept = f"SELECT * EXCLUDE ({added}) FROM runs ORDER BY run_id"
         assert con.execute(kept).fetchall() == rows
         assert [run.run_id for run in mark_crashed(con)] == ["r2"]
         assert recorded(con, "r2").status == "crashed"
