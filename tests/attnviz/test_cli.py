@@ -88,7 +88,7 @@ def test_models_lists_versions(capsys: pytest.CaptureFixture[str]) -> None:
     connect().close()
     publish()
     assert main(["models", "--format", "csv"]) == 0
-    assert capsys.readouterr().out.startswith("name,version,status,val_loss,test_accuracy")
+    assert capsys.readouterr().out.startswith("name,version,status,training,val_loss,test_accuracy")
 
 
 @pytest.mark.e2e

@@ -12,6 +12,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
 )
 
+from attnviz.analysis import AnalysisConfig
+from attnviz.importance import explained
 from attnviz.sources import BarRequest
 from attnviz.sources.sample import SampleSource
 from catalogues import sample_series
@@ -132,6 +134,10 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period(
             "SELECT DISTINCT model_name, model_version FROM attention_window"
         ).fetchall()
         latest = con.execute("SELECT count(*) FROM latest_attention_window").fetchall()[0][0]
+        explained_windows = con.execute(
+            "SELECT count(*) FILTER (WHERE has_attention_flow),"
+            " count(*) FILTER (WHERE has_integrated_gradients) FROM attention_window"
+        ).fetchall()
     assert (
         counts["attention_window"]
         == expected
@@ -140,8 +146,12 @@ def test_nightly_explains_every_timestep_of_the_evaluation_period(
     assert counts["attention_timestep"] == expected * 1 * (
         2 + 1
     )  # one layer, two heads and their mean
-    assert counts["feature_attribution"] == expected * 8 * 3
-    assert counts["position_importance"] == expected * 20 * 3
+    # Flow and Integrated Gradients on the newest windows and a sample of the older ones.
+    settings = AnalysisConfig()
+    sample = int(explained(expected, settings.explain_newest, settings.explain_every).sum())
+    assert explained_windows == [(sample, sample)] and 0 < sample < expected
+    assert counts["feature_attribution"] == (2 * expected + sample) * 8
+    assert counts["position_importance"] == (expected + 2 * sample) * 20
     assert names == [(model.name, model.version)] and latest == expected
     assert [kind for kind, *_ in figures] == [
         "attention_grid",

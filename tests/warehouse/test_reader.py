@@ -66,10 +66,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         con.execute(
             "INSERT INTO attention_window (run_id, model_name, model_version, source, symbol,"
             " interval, ts, seed_confidence, calibrated_confidence, rollout_top_lags,"
-            " flow_top_lags, attention_ig_spearman, head_gone_uniform, collapse, regime_change,"
+            " flow_top_lags, has_attention_flow, attention_ig_spearman, has_integrated_gradients,"
+            " head_gone_uniform, collapse, regime_change,"
             " pred_return, pred_up_prob, pred_vol, next_return, direction, future_vol)"
             " VALUES ('r1', 'XYZ', 1, 'test', 'XYZ', '1d', '2024-01-02', 0.6, 0.7, [0, 3, 1],"
-            " [0, 1, 2], 0.5, false, false, true, 0.01, 0.55, 0.02, 0.005, 1, 0.03)"
+            " [0, 1, 2], true, 0.5, true, false, false, true, 0.01, 0.55, 0.02, 0.005, 1, 0.03)"
         )
     assert publish_snapshot(live, live.with_name("warehouse-snapshot.duckdb"), wait=1)
     return root
