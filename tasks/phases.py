@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar, get_args
-from uuid import UUID
 
 from prefect.runtime import flow_run
 
@@ -36,7 +35,7 @@ class PhaseTotal:
 
 
 _lock = threading.Lock()
-_totals: dict[UUID | None, dict[Phase, PhaseTotal]] = {}
+_totals: dict[str | None, dict[Phase, PhaseTotal]] = {}  # by flow run id
 
 
 def peak_rss_mb() -> float:
@@ -69,7 +68,7 @@ def _add(name: Phase, seconds: float) -> None:
     """Add one task's ``seconds`` to phase ``name`` of the current flow run."""
     run = flow_run.get_id()
     with _lock:
-        total = _totals.setdefault(UUID(run) if run else None, {}).setdefault(name, PhaseTotal())
+        total = _totals.setdefault(run, {}).setdefault(name, PhaseTotal())
         total.seconds += seconds
         total.tasks += 1
         total.peak_rss_mb = peak_rss_mb()
@@ -79,7 +78,7 @@ def take_totals() -> dict[Phase, PhaseTotal]:
     """The current flow run's phase totals so far, in :data:`PHASES` order; forgets them."""
     run = flow_run.get_id()
     with _lock:
-        totals = _totals.pop(UUID(run) if run else None, {})
+        totals = _totals.pop(run, {})
     return {name: totals[name] for name in PHASES if name in totals}
 
 

@@ -1,5 +1,6 @@
 """When a nightly fine-tunes the active version, and what a warm start trains."""
 
+import copy
 import json
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -122,18 +123,24 @@ def test_a_warm_start_fine_tunes_the_start_for_warm_epochs(yesterday, tmp_path: 
     path = tmp_path / "v4.pt"
     before.trained.save(path)
     assert readable_start(plan(active=active(checkpoint=path)), TONIGHT).kind == "warm"
+    start_weights = copy.deepcopy(before.trained.model.state_dict())
     lines: list[str] = []
     warm = fit_series([bars], FEATURES, MODEL, TRAINING, log=lines.append, start=before.trained)
     assert [len(warm.transformer.history), len(warm.lstm.history)] == [1, 1]
     assert "AttentionTransformer epoch 1/1" in lines[0]
-    # It began from the start's weights (moved by one epoch), and left the start untouched.
-    start_weights = before.trained.model.state_dict()
-    for name, value in warm.trained.model.state_dict().items():
-        assert value.shape == start_weights[name].shape
-    assert any(
-        not torch.equal(value, start_weights[name])
-        for name, value in warm.trained.model.state_dict().items()
+    # The start is left untouched; the warm weights are its weights, moved by the epoch:
+    # with a learning rate of almost 0 they stay where the start was.
+    untouched = before.trained.model.state_dict()
+    assert all(torch.equal(value, untouched[name]) for name, value in start_weights.items())
+    still = fit_series(
+        [bars], FEATURES, MODEL, replace(TRAINING, lr=1e-12), lambda _: None, start=before.trained
     )
+
+    def distance(weights: dict[str, torch.Tensor]) -> float:
+        return sum(float((weights[name] - value).norm()) for name, value in start_weights.items())
+
+    assert distance(still.trained.model.state_dict()) < 1e-6
+    assert distance(warm.trained.model.state_dict()) > 1e-3
     again = fit_series([bars], FEATURES, MODEL, TRAINING, log=lambda _: None, start=before.trained)
     assert again.transformer.history == warm.transformer.history  # seeded: reproducible
 
