@@ -24,12 +24,13 @@ def attention_attribution(x: torch.Tensor, importance: torch.Tensor) -> torch.Te
 
 
 def integrated_gradients(
-    model: nn.Module, x: torch.Tensor, n_steps: int = 32, internal_batch_size: int = 512
+    model: nn.Module, x: torch.Tensor, n_steps: int = 16, internal_batch_size: int = 128
 ) -> torch.Tensor:
     """(B, T, F) Integrated Gradients of the direction logit with respect to every input value.
 
     ``internal_batch_size`` bounds memory: captum evaluates the ``n_steps`` points of
-    the path for all windows in chunks of that many inputs. No windows give an empty
+    the path for all windows in chunks of that many inputs, and of at least one point per
+    window. No windows give an empty
     (0, T, F) result without running the model.
     """
     if len(x) == 0:  # captum would divide its internal batch by the number of windows
@@ -37,7 +38,11 @@ def integrated_gradients(
     model.eval()
     explainer = IntegratedGradients(lambda inputs: model(inputs).direction_logit)
     gradients: torch.Tensor = explainer.attribute(  # captum declares no types
-        x, baselines=torch.zeros_like(x), n_steps=n_steps, internal_batch_size=internal_batch_size
+        x,
+        baselines=torch.zeros_like(x),
+        n_steps=n_steps,
+        # captum takes at least one path point per window at once (and warns when asked for less)
+        internal_batch_size=max(internal_batch_size, len(x)),
     )
     return gradients.detach()
 

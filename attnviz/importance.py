@@ -6,7 +6,7 @@ last layer) and Integrated Gradients. Where both are computed, the Spearman corr
 of the rollout and the Integrated-Gradients feature scores says how far the two views
 agree.
 
-Flow and Integrated Gradients cost far more than the rest of the analysis (about 15-20 ms
+Flow and Integrated Gradients cost far more than the rest of the analysis (about 10-15 ms
 a window each, against well under 1 ms), so they are computed only for the windows they
 are asked for: :func:`explained` says which windows of an evaluation period those are.
 """

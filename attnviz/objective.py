@@ -15,7 +15,9 @@ from attnviz.features import Scaler, Windows
 from attnviz.model import Predictions
 
 # Windows scored at once when a whole split part is evaluated: bounded memory on long series.
-EVAL_BATCH = 1024
+# At 1024, each of the default Transformer's largest activations (the MLP's, the attention)
+# took about 60 MB, and an evaluation peaked at about 300 MB; at 256, a quarter of that.
+EVAL_BATCH = 256
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 ``fit_series`` is the whole recipe for one series (or a pool of series): windows,
 a chronological split with embargo, a scaler fitted on the training part, the
 Transformer and the LSTM baseline trained the same way, and test metrics for
-both and for a naive forecast. Seeded and deterministic on CPU, one fit at a time:
-concurrent fits in threads share torch's global random generator.
+both and for a naive forecast. Seeded and deterministic on CPU, also with fits in
+concurrent threads: each fit shuffles and draws its dropout masks from its own
+generator, and networks are initialised one at a time from the seeded global one.
 
 A loss that turns NaN or infinite must not go by quietly: training stops at once,
 the weights of the best finite epoch are kept, and if there is none the fit fails
@@ -14,6 +15,7 @@ non-finite never reaches the registry.
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -28,13 +30,17 @@ from torch import nn
 from attnviz.checkpoint import TrainedModel
 from attnviz.features import FeatureConfig, Scaler, Windows, chronological_split, make_windows
 from attnviz.metrics import metrics, naive_predictions
-from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig
+from attnviz.model import AttentionTransformer, LSTMBaseline, ModelConfig, dropout_generator
 from attnviz.objective import Prepared, evaluate_loss, multitask_loss, predict
 
 # Split part -> (first, last window end) of one series, as numpy bar times (UTC).
 SplitRanges = dict[str, tuple[np.datetime64, np.datetime64]]
 
 Network = TypeVar("Network", bound=nn.Module)
+
+# Held while a network is built from torch's global generator, reseeded for it: initial
+# weights do not depend on what other threads draw meanwhile.
+_GLOBAL_GENERATOR = threading.Lock()
 
 
 class TrainingDiverged(RuntimeError):
@@ -79,7 +85,9 @@ class TrainConfig:
 class TrainResult:
     """What training did: per-epoch losses, the best epoch and its validation loss.
 
-    ``diverged`` says where the loss went non-finite, if it did (training stopped there).
+    ``best_epoch`` is -1 when the weights training started from were kept (a warm start
+    that no epoch improved on). ``diverged`` says where the loss went non-finite, if it
+    did (training stopped there).
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
@@ -124,6 +132,7 @@ def train_model(
     log: Callable[[str], None] = print,
     name: str = "model",
     epochs: int | None = None,
+    keep_start: bool = False,
 ) -> TrainResult:
     """Train with AdamW, gradient clipping and early stopping; leaves the best weights loaded.
 
@@ -141,6 +150,11 @@ def train_model(
         What is trained, for messages (e.g. the registry name ``sample/AAPL/1d``).
     epochs
         At most this many epochs (default: ``config.epochs``).
+    keep_start
+        The weights training starts from compete too: an epoch is kept only if its
+        validation loss beats theirs. For a warm start, whose weights were already
+        early-stopped on nearly the same bars: more epochs at the full learning rate
+        can only overfit them, and validation decides.
 
     Raises
     ------
@@ -160,24 +174,30 @@ def train_model(
         time.perf_counter(),
     )
     epochs = config.epochs if epochs is None else epochs
+    if keep_start:
+        result.best_val_loss = evaluate_loss(model, val, config.loss_weights)
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=generator)
-        train_loss, diverged = _train_epoch(model, train, optimizer, order, config)
+        with dropout_generator(generator):
+            train_loss, diverged = _train_epoch(model, train, optimizer, order, config)
         val_loss = math.nan if diverged else evaluate_loss(model, val, config.loss_weights)
         if diverged is None and not math.isfinite(val_loss):
             diverged = f"validation loss {val_loss}"
         if diverged is not None:
             result.diverged = f"{diverged} in epoch {epoch + 1}"
-            if result.best_epoch < 0:
+            if not math.isfinite(result.best_val_loss):
                 raise TrainingDiverged(
                     f"{name}: {kind} training diverged: {result.diverged}, before any epoch "
                     "ended with a finite validation loss, so there are no weights to keep "
                     "(check the bars for extreme values, or lower the learning rate)"
                 )
+            kept = (
+                "it started from" if result.best_epoch < 0 else f"of epoch {result.best_epoch + 1}"
+            )
             log(
-                f"{kind} stopped: {result.diverged}; keeping the weights of epoch "
-                f"{result.best_epoch + 1} (validation loss {result.best_val_loss:.4f})"
+                f"{kind} stopped: {result.diverged}; keeping the weights {kept} "
+                f"(validation loss {result.best_val_loss:.4f})"
             )
             result.stopped_early = True
             break
@@ -263,6 +283,8 @@ def fit_series(
     start
         A trained model (with its LSTM) to fine-tune for ``train_config.warm_epochs``
         instead of training from scratch; its architecture must be ``model_config``.
+        Each network keeps its start's weights unless an epoch lowers the validation loss
+        (on the new split, with the new scaler).
 
     Raises
     ------
@@ -276,13 +298,16 @@ def fit_series(
     target_scale = float(np.std(parts["train"].next_return)) or 1.0
     prepared = {part: Prepared.of(w, scaler, target_scale) for part, w in parts.items()}
 
-    def trained(build: Callable[[], Network], epochs: int) -> tuple[Network, TrainResult]:
-        # Seeded as each network is built: its first weights (from scratch) and its
-        # dropout do not depend on what ran before.
-        torch.manual_seed(train_config.seed)
-        network = build()
+    def trained(
+        build: Callable[[], Network], epochs: int, keep_start: bool = False
+    ) -> tuple[Network, TrainResult]:
+        # Seeded as each network is built: its first weights (from scratch) do not
+        # depend on what ran before; train_model seeds the shuffles and the dropout.
+        with _GLOBAL_GENERATOR:
+            torch.manual_seed(train_config.seed)
+            network = build()
         return network, train_model(
-            network, prepared["train"], prepared["val"], train_config, log, name, epochs
+            network, prepared["train"], prepared["val"], train_config, log, name, epochs, keep_start
         )
 
     if start is None:
@@ -298,9 +323,11 @@ def fit_series(
                 "architecture with its LSTM"
             )
         transformer, transformer_result = trained(
-            lambda: copy.deepcopy(warm_model), train_config.warm_epochs
+            lambda: copy.deepcopy(warm_model), train_config.warm_epochs, keep_start=True
         )
-        lstm, lstm_result = trained(lambda: copy.deepcopy(warm_lstm), train_config.warm_epochs)
+        lstm, lstm_result = trained(
+            lambda: copy.deepcopy(warm_lstm), train_config.warm_epochs, keep_start=True
+        )
 
     test = parts["test"]
     scores = {

@@ -1,6 +1,7 @@
 """The nightly twice, first day and next day, end to end through Prefect, against the goals.
 
-    .venv/bin/python bench/nightly.py [--new-bars 5] [--keep] [--no-quality]
+    .venv/bin/python bench/nightly.py [--new-bars 5] [--seeds 3] [--keep] [--no-quality]
+    .venv/bin/python bench/nightly.py --quality-of KEPT_HOME [--seeds 3]
 
 In a temporary home (warehouse, checkpoints, figures, Prefect's own files):
 
@@ -19,19 +20,31 @@ seconds, tasks, peak RSS when the phase ended) and how each model was trained
 (``models.training``: full or warm). Goal: peak pipeline RSS <= 1.5 GB (1536 MiB) on
 both days.
 
+The phases' seconds are summed task seconds: trainings run concurrently, so the
+train phase's can exceed the run's wall time.
+
 Then, unless ``--no-quality``, the models the nightly serves after day 2 (the active
 versions: warm-started, or the version before when promotion rejected the warm one)
 against today's recipe: every model of the catalogue is trained from scratch on the
-same bars (``attnviz.train.fit_series``, seeded, in this process) and both are scored
-on the same test windows with the pipeline's own metrics: direction accuracy, AUC, return
-MSE. The interval of each
-difference (nightly minus full retrain) is a 95% percentile interval of a paired
-stationary block bootstrap (``arch``): consecutive windows share up to ``seq_len - 1``
-bars, so their errors are correlated and resampling single windows would make the
-interval too narrow; blocks of mean length ``seq_len`` keep that correlation. A metric
-is "within noise" when its interval holds 0. Goal: none "worse".
+same bars with ``--seeds`` seeds (``attnviz.train.fit_series``, in this process, as
+the nightly trains: concurrently, one torch thread each), and all are scored on the
+same test windows with the pipeline's own metrics: direction accuracy, AUC, return MSE.
 
-The temporary folders are removed at the end, unless ``--keep``.
+Two full retrains that differ only in their seed differ in these metrics too, so the
+nightly is compared with the mean of the seeds, and the interval of each difference
+(nightly minus that mean) is a 95% percentile interval of a bootstrap that resamples
+both: the test windows, with a paired stationary block bootstrap (``arch``; consecutive
+windows share up to ``seq_len - 1`` bars, so their errors are correlated and resampling
+single windows would make the interval too narrow; blocks of mean length ``seq_len``
+keep that correlation), and the seeds, with replacement. A metric is "within noise"
+when its interval holds 0. With 15 such comparisons, about one in twenty would read
+"better" or "worse" by chance alone, so the verdicts that count are corrected for
+their number: Holm's step-down on the bootstrap p-values (twice the share of
+resampled differences on the far side of 0) keeps the chance of any false verdict at
+5%. Goal: none "worse" after the correction.
+
+The temporary folders are removed at the end, unless ``--keep``. ``--quality-of`` runs
+the comparison alone on a home that ``--keep`` kept.
 """
 
 import argparse
@@ -41,8 +54,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +71,8 @@ from attnviz.checkpoint import TrainedModel
 from attnviz.features import Windows
 from attnviz.metrics import metrics
 from attnviz.objective import Forecast
-from attnviz.train import fit_series
+from attnviz.train import FitResult, fit_series
+from flows.nightly import torch_threads
 from warehouse.bars import read_bars
 from warehouse.db import connect, query, query_row
 
@@ -191,9 +206,11 @@ def report_day(measured: Measured) -> None:
         f"(recorded by the run: {run['peak_rss_mb']:.0f}), "
         f"process tree with the Prefect server {measured.tree_mb:.0f} MiB"
     )
+    print("  phases (summed task seconds; trainings overlap)")
     print(f"  {'phase':<10} {'seconds':>8} {'share':>6} {'tasks':>6} {'peak RSS MiB':>13}")
+    summed = float(phases["seconds"].sum())
     for phase, seconds, tasks, peak in phases.iter_rows():
-        share = seconds / measured.seconds
+        share = seconds / summed
         print(f"  {phase:<10} {seconds:8.1f} {share:6.0%} {tasks:6d} {peak:13.0f}")
     print(f"  {'model':<18} {'version':>7}  {'status':<9} {'training':<8} {'from':<5} why")
     for name, version, status, training, warm_from, reason in models.iter_rows():
@@ -228,6 +245,33 @@ def resamples(n: int, block: int, seed: int = 0) -> list[np.ndarray]:
     return [np.asarray(positional[0]) for positional, _ in resampler.bootstrap(DRAWS)]
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One metric of one model: the 95% verdict, and the difference's bootstrap p-value."""
+
+    model: str
+    metric: str
+    verdict: str
+    p: float
+
+
+def p_value(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a difference of 0, from its resampled differences."""
+    far_side = int(min((differences <= 0).sum(), (differences >= 0).sum()))
+    return min(1.0, 2 * (far_side + 1) / (len(differences) + 1))
+
+
+def holm(verdicts: list[Verdict], level: float) -> list[Verdict]:
+    """The verdicts that stay "better" or "worse" after Holm's step-down at ``1 - level``."""
+    kept = []
+    for rank, one in enumerate(sorted(verdicts, key=lambda v: v.p)):
+        if one.p > (1 - level) / (len(verdicts) - rank):
+            break
+        if one.verdict != "within noise":
+            kept.append(one)
+    return kept
+
+
 def verdict(low: float, high: float, sign: int) -> str:
     """The nightly against a full retrain on one metric, from its difference's interval."""
     if low <= 0 <= high:
@@ -236,40 +280,48 @@ def verdict(low: float, high: float, sign: int) -> str:
 
 
 def compare_model(
-    name: str, spec: ModelSpec, bars: list[pl.DataFrame], registered: dict[str, Any]
-) -> list[str]:
-    """Print a day-2 version's test scores beside a full retrain's; returns the verdicts.
+    name: str, spec: ModelSpec, retrains: list[FitResult], registered: dict[str, Any]
+) -> list[Verdict]:
+    """Print a day-2 version's test scores beside full retrains' (one per seed); its verdicts.
 
     ``registered`` is the version's row in ``models`` (version, status, training, checkpoint).
     """
-    group = spec.group
-    full = fit_series(
-        bars, group.features, group.model, group.training, log=lambda _: None, name=name
-    )
-    test = full.test  # split_series's test part of these bars: the windows both are scored on
+    test = retrains[0].test  # split_series's test part of these bars: the windows all are scored on
     nightly = TrainedModel.load(registered["checkpoint"]).predict(test)
-    retrained = full.trained.predict(test)
-    block = group.features.seq_len
-    differences = np.array(
-        [scores(nightly, test, i) - scores(retrained, test, i) for i in resamples(len(test), block)]
-    )
+    retrained = [fit.trained.predict(test) for fit in retrains]
+    block = spec.group.features.seq_len
+    seeds = np.random.default_rng(1)
+    differences = []
+    for index in resamples(len(test), block):
+        chosen = seeds.integers(len(retrained), size=len(retrained))
+        reference = np.mean([scores(retrained[s], test, index) for s in chosen], axis=0)
+        differences.append(scores(nightly, test, index) - reference)
     tail = 50 * (1 - LEVEL)
-    lows, highs = np.percentile(differences, [tail, 100 - tail], axis=0)
+    resampled = np.array(differences)
+    lows, highs = np.percentile(resampled, [tail, 100 - tail], axis=0)
     whole = np.arange(len(test))
-    ours, theirs = scores(nightly, test, whole), scores(retrained, test, whole)
+    ours = scores(nightly, test, whole)
+    each_seed = np.array([scores(forecast, test, whole) for forecast in retrained])
+    theirs = each_seed.mean(axis=0)
     version = f"v{registered['version']} ({registered['training']}, {registered['status']})"
     print(f"  {name} {version}: {len(test)} test windows, blocks of mean length {block}")
-    print(f"    {'metric':<19}{'nightly':>10}{'full retrain':>13}{'difference':>12}  interval")
+    print(
+        f"    {'metric':<19}{'nightly':>10}{'full retrain':>13}{'seeds from':>12}{'to':>10}"
+        f"{'difference':>12}  interval"
+    )
     verdicts = []
     for i, (metric, sign) in enumerate(QUALITY.items()):
-        verdicts.append(verdict(lows[i], highs[i], sign))
-        numbers = f"{ours[i]:10.4g}{theirs[i]:13.4g}{ours[i] - theirs[i]:12.3g}"
-        print(f"    {metric:<19}{numbers}  [{lows[i]:.3g}, {highs[i]:.3g}]  {verdicts[-1]}")
+        said = verdict(lows[i], highs[i], sign)
+        verdicts.append(Verdict(name, metric, said, p_value(resampled[:, i])))
+        spread = f"{each_seed[:, i].min():12.4g}{each_seed[:, i].max():10.4g}"
+        numbers = f"{ours[i]:10.4g}{theirs[i]:13.4g}{spread}{ours[i] - theirs[i]:12.3g}"
+        interval = f"[{lows[i]:.3g}, {highs[i]:.3g}]"
+        print(f"    {metric:<19}{numbers}  {interval}  p {verdicts[-1].p:.3f}  {said}")
     return verdicts
 
 
-def compare_quality(as_of: datetime) -> None:
-    """Print, per model, the served model's test scores against a full retrain's, with intervals.
+def compare_quality(as_of: datetime, seeds: int) -> None:
+    """Print, per model, the served model's test scores against full retrains', with intervals.
 
     The served model is the version active after day 2: the warm-started one, or the
     version before it when promotion rejected the warm one.
@@ -286,11 +338,33 @@ def compare_quality(as_of: datetime) -> None:
             for name, spec in specs.items()
         }
     versions = {row["name"]: row for row in registered.iter_rows(named=True)}
-    print(f"\nmodel quality, day 2 against a full retrain; {LEVEL:.0%} paired block bootstrap")
+
+    def full_retrain(job: tuple[str, int]) -> FitResult:
+        name, seed = job
+        group = specs[name].group
+        training = replace(group.training, seed=seed)
+        return fit_series(
+            bars[name], group.features, group.model, training, log=lambda _: None, name=name
+        )
+
+    jobs = [(name, seed) for name in specs for seed in range(seeds)]
+    with torch_threads(1), ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        fits = dict(zip(jobs, pool.map(full_retrain, jobs), strict=True))
+    print(
+        f"\nmodel quality, day 2 against full retrains with {seeds} seeds; "
+        f"{LEVEL:.0%} bootstrap of test windows (paired, in blocks) and seeds"
+    )
     verdicts = []
     for name, spec in specs.items():
-        verdicts += compare_model(name, spec, bars[name], versions[name])
-    worse = verdicts.count("worse")
+        retrains = [fits[name, seed] for seed in range(seeds)]
+        verdicts += compare_model(name, spec, retrains, versions[name])
+    worse = sum(one.verdict == "worse" for one in verdicts)
+    print(f"  worse than a full retrain at {LEVEL:.0%} each: {worse} of {len(verdicts)}")
+    standing = holm(verdicts, LEVEL)
+    print(f"  after Holm's correction for {len(verdicts)} comparisons (5% family-wise):")
+    for one in standing:
+        print(f"    {one.model} {one.metric}: {one.verdict} (p {one.p:.4f})")
+    worse = sum(one.verdict == "worse" for one in standing)
     print(f"  worse than a full retrain: {worse} of {len(verdicts)}")
 
 
@@ -301,7 +375,13 @@ def main() -> None:
     parser.add_argument("--new-bars", type=int, default=5, help="new bars per series on day 2")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument("--no-quality", action="store_true", help="skip the model comparison")
+    parser.add_argument("--seeds", type=int, default=3, help="full retrains per model")
+    parser.add_argument("--quality-of", type=Path, help="only compare, on a kept home")
     args = parser.parse_args()
+    if args.quality_of:
+        os.environ["ATTNVIZ_HOME"] = str(args.quality_of)
+        compare_quality(DAYS[-1].as_of, args.seeds)
+        return
 
     whole_sample = config.sample_dir()
     home = Path(tempfile.mkdtemp(prefix="attnviz-nightly-"))
@@ -326,7 +406,7 @@ def main() -> None:
             report_day(runs[-1])
         print_goals(runs)
         if not args.no_quality:
-            compare_quality(DAYS[-1].as_of)
+            compare_quality(DAYS[-1].as_of, args.seeds)
     finally:
         if args.keep:
             print(f"\nkept {home} (warehouse, figures, logs, the day-1 sample)")

@@ -1,21 +1,25 @@
 """The nightly job: bring every series up to date, retrain, explain and backtest the models.
 
 ingest -> validate -> train -> evaluate -> register -> analyse -> render -> store -> backtest.
-Fetches run concurrently (sources are slow, the machine is idle meanwhile). The
-CPU-heavy work (training, analysis, backtests) runs one task at a time with all
-the cores: on two cores that is about 1.5x slower than five trainings in threads,
-but concurrent trainings share torch's random generator (so no night could be
-reproduced) and each holds its own memory. Everything that writes to the warehouse
-runs one at a time (DuckDB has one writer).
+Fetches run concurrently (sources are slow, the machine is idle meanwhile).
+Trainings run concurrently too, as many as there are cores, each on one torch
+thread (:func:`train_models`). Analyses and backtests run one task at a time
+with all the cores. Everything that writes to the warehouse runs one at a time
+(DuckDB has one writer).
 """
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import polars as pl
+import torch
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from attnviz import config
-from attnviz.catalogue import load_catalogue
+from attnviz.catalogue import ModelSpec, load_catalogue
 from attnviz.quality import (
     DEFAULT_MAX_REJECTED_SHARE,
     DEFAULT_MAX_STEP,
@@ -23,7 +27,9 @@ from attnviz.quality import (
     MaxStep,
 )
 from attnviz.registry import ModelRecord
-from attnviz.series import Moment
+from attnviz.series import Moment, Series
+from attnviz.train import FitResult
+from attnviz.warm_start import TrainingPlan
 from flows.steps import backtest, explain, ingest_series
 from tasks.runs import recorded_run, scheduled_as_of
 from tasks.train import (
@@ -45,6 +51,53 @@ class NightlyReport:
     models: list[ModelRecord]
     analytics: dict[str, dict[str, int]]
     backtests: pl.DataFrame  # the run's strategy_comparison rows
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch threads (a setting of the whole process)."""
+    outer = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(outer)
+
+
+def train_models(
+    models: dict[str, ModelSpec],
+    bars: dict[Series, pl.DataFrame],
+    plans: dict[str, TrainingPlan],
+) -> dict[str, FitResult]:
+    """Train every model, as many at a time as the process has cores, each on one torch thread.
+
+    These networks are small: on two cores four trainings two at a time, on one thread
+    each, took 26 s, and one at a time on both threads 31 to 35 s. Each training shuffles
+    and draws its dropout from its own generator (:mod:`attnviz.train`), and one thread
+    each makes its arithmetic the same on any number of cores: a night is reproducible.
+    The models with the most bars start first, so that a small one finishes last.
+    """
+    cores = len(os.sched_getaffinity(0))
+    largest_first = sorted(
+        models, key=lambda name: -sum(bars[s].height for s in models[name].series)
+    )
+    runner: ThreadPoolTaskRunner[FitResult] = ThreadPoolTaskRunner(max_workers=cores)
+    with torch_threads(1), runner:
+        futures = {
+            name: runner.submit(
+                train,
+                {
+                    "name": name,
+                    "bars": [bars[one] for one in models[name].series],
+                    "features": models[name].group.features,
+                    "model": models[name].group.model,
+                    "training": models[name].group.training,
+                    "plan": plans[name],
+                },
+            )
+            for name in largest_first
+        }
+        return {name: futures[name].result() for name in models}
 
 
 @flow(name="nightly")
@@ -83,21 +136,20 @@ def nightly(
         )
         models = chosen.models()
         bars = {one: read_training_bars(one, as_of) for one in (e.series for e in chosen.entries)}
-        registered: list[ModelRecord] = []
-        for name, spec in models.items():
-            plan = training_plan(run_id, as_of, name, spec)
-            group = spec.group
-            fit = train(
+        plans = {name: training_plan(run_id, as_of, name, spec) for name, spec in models.items()}
+        fits = train_models(models, bars, plans)
+        registered = [
+            register_model(
+                run_id,
+                as_of,
                 name,
-                [bars[one] for one in spec.series],
-                group.features,
-                group.model,
-                group.training,
-                plan,
+                spec.series,
+                fits[name],
+                plans[name],
+                spec.group.promotion_margin,
             )
-            registered.append(
-                register_model(run_id, as_of, name, spec.series, fit, plan, group.promotion_margin)
-            )
+            for name, spec in models.items()
+        ]
         summarise_models(registered)
 
         explained = {name: models_to_explain(name) for name in models}

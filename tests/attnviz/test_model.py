@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from attnviz.model import (
     AttentionTransformer,
@@ -7,6 +8,8 @@ from attnviz.model import (
     ModelConfig,
     PredictionHeads,
     Predictions,
+    dropout,
+    dropout_generator,
 )
 
 SMALL = ModelConfig(d_model=32, n_heads=4, n_layers=2, dropout=0.1)
@@ -128,3 +131,41 @@ def test_lstm_baseline_has_the_same_heads_and_reads_the_whole_window() -> None:
     first_changed = x.clone()
     first_changed[:, 0] += 1.0
     assert differs(predictions, lstm(first_changed))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_drops_its_share_and_keeps_the_mean(p: float) -> None:
+    x = torch.ones(400, 500)
+    dropped = dropout(x, p, training=True)
+    share = (dropped == 0).float().mean().item()
+    assert abs(share - p) < 4 * (p * (1 - p) / x.numel()) ** 0.5 + 2**-17  # p in units of 2**-16
+    assert dropped.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert set(dropped.unique().tolist()) == {0.0, dropped.max().item()}
+    assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
+
+
+def test_a_threads_generator_gives_repeatable_masks_and_leaves_the_global_one_alone() -> None:
+    x = torch.ones(50, 60)
+
+    def masks(seed: int) -> torch.Tensor:
+        with dropout_generator(torch.Generator().manual_seed(seed)):
+            return torch.stack([dropout(x, 0.3, training=True) for _ in range(3)])
+
+    global_state = torch.get_rng_state()
+    first = masks(0)
+    assert torch.equal(torch.get_rng_state(), global_state)
+    assert torch.equal(first, masks(0)) and not torch.equal(first, masks(1))
+    assert not torch.equal(first[0], first[1])  # the generator moves on from mask to mask
+
+
+def test_an_lstm_checkpoint_of_one_two_layer_module_loads_and_predicts_the_same() -> None:
+    """Versions trained before the LSTM's layers were split keep loading, with their weights."""
+    torch.manual_seed(0)
+    two_layers = nn.LSTM(SMALL.input_dim, SMALL.d_model, num_layers=2, batch_first=True).eval()
+    heads = PredictionHeads(SMALL.d_model).eval()
+    saved = {f"lstm.{key}": value for key, value in two_layers.state_dict().items()}
+    saved |= {f"heads.{key}": value for key, value in heads.state_dict().items()}
+    lstm = LSTMBaseline(SMALL)
+    lstm.load_state_dict(saved)
+    x = torch.randn(3, 20, SMALL.input_dim)
+    assert_same(lstm.eval()(x), heads(two_layers(x)[0][:, -1]))

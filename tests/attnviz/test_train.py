@@ -1,5 +1,6 @@
 import copy
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -64,6 +65,27 @@ def test_training_is_deterministic_and_records_its_progress(random_walk) -> None
     assert first.metrics == second.metrics
     assert lines[0].startswith("AttentionTransformer epoch 1/2: train ")
     assert len(first.transformer.history) == 2 and math.isfinite(first.transformer.best_val_loss)
+
+
+def test_fits_in_concurrent_threads_equal_fits_one_at_a_time(random_walk) -> None:
+    """Each fit draws its shuffles and dropout masks from its own generator, not the global one."""
+    series = [[random_walk(500, seed=seed)] for seed in (3, 4)]
+    with_dropout = ModelConfig(d_model=16, n_heads=2, n_layers=2, dropout=0.2)
+    config = TrainConfig(epochs=3, batch_size=32)
+
+    def fit(bars: list[pl.DataFrame]) -> dict[str, torch.Tensor]:
+        fitted = fit_series(bars, FEATURES, with_dropout, config, log=lambda _: None).trained
+        assert fitted.lstm is not None
+        return fitted.model.state_dict() | {
+            f"lstm.{key}": value for key, value in fitted.lstm.state_dict().items()
+        }
+
+    one_at_a_time = [fit(bars) for bars in series]
+    with ThreadPoolExecutor(2) as threads:
+        concurrent = list(threads.map(fit, series))
+    for alone, together in zip(one_at_a_time, concurrent, strict=True):
+        for name, tensor in alone.items():
+            torch.testing.assert_close(together[name], tensor, rtol=0, atol=0)
 
 
 def test_early_stopping_keeps_the_best_epoch(random_walk) -> None:

@@ -145,6 +145,26 @@ def test_a_warm_start_fine_tunes_the_start_for_warm_epochs(yesterday, tmp_path: 
     assert again.transformer.history == warm.transformer.history  # seeded: reproducible
 
 
+def test_a_warm_start_keeps_its_start_when_no_epoch_beats_it_on_validation(yesterday) -> None:
+    """Fine-tuning that only hurts (here a learning rate far too high) is thrown away."""
+    before, bars = yesterday
+    harmful = replace(TRAINING, lr=5.0, warm_epochs=2)
+    warm = fit_series([bars], FEATURES, MODEL, harmful, log=lambda _: None, start=before.trained)
+    assert before.trained.lstm is not None and warm.trained.lstm is not None
+    for kept, start in (
+        (warm.trained.model, before.trained.model),
+        (warm.trained.lstm, before.trained.lstm),
+    ):
+        assert all(
+            torch.equal(value, start.state_dict()[name])
+            for name, value in kept.state_dict().items()
+        )
+    assert warm.transformer.best_epoch == warm.lstm.best_epoch == -1
+    assert all(
+        epoch["val_loss"] > warm.transformer.best_val_loss for epoch in warm.transformer.history
+    )
+
+
 def test_a_warm_start_scales_with_the_new_training_part_only(yesterday) -> None:
     """The scaler and target scale are the new split's, whatever the start was fitted on."""
     before, bars = yesterday
