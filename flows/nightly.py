@@ -77,7 +77,7 @@ def train_models(
     each makes its arithmetic the same on any number of cores: a night is reproducible.
     The models with the most bars start first, so that a small one finishes last.
     """
-    cores = len(os.sched_getaffinity(0))
+    cores = os.cpu_count() or 1
     largest_first = sorted(
         models, key=lambda name: -sum(bars[s].height for s in models[name].series)
     )
