@@ -154,7 +154,7 @@ def train_model(
         The weights training starts from compete too: an epoch is kept only if its
         validation loss beats theirs. For a warm start, whose weights were already
         early-stopped on nearly the same bars: more epochs at the full learning rate
-        can only overfit them, and validation decides.
+        can overfit them, and validation decides.
 
     Raises
     ------
@@ -175,7 +175,9 @@ def train_model(
     )
     epochs = config.epochs if epochs is None else epochs
     if keep_start:
-        result.best_val_loss = evaluate_loss(model, val, config.loss_weights)
+        start_loss = evaluate_loss(model, val, config.loss_weights)
+        # A start that scores NaN on the new bars is no candidate: an epoch must replace it.
+        result.best_val_loss = start_loss if math.isfinite(start_loss) else math.inf
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=generator)
