@@ -29,9 +29,8 @@ def integrated_gradients(
     """(B, T, F) Integrated Gradients of the direction logit with respect to every input value.
 
     ``internal_batch_size`` bounds memory: captum evaluates the ``n_steps`` points of
-    the path for all windows in chunks of that many inputs, and of at least one point per
-    window. No windows give an empty
-    (0, T, F) result without running the model.
+    the path for all windows in chunks of that many inputs (at least one point per
+    window). No windows give an empty (0, T, F) result without running the model.
     """
     if len(x) == 0:  # captum would divide its internal batch by the number of windows
         return torch.zeros_like(x)

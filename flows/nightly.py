@@ -83,20 +83,20 @@ def train_models(
     )
     runner: ThreadPoolTaskRunner[FitResult] = ThreadPoolTaskRunner(max_workers=cores)
     with torch_threads(1), runner:
-        futures = {
-            name: runner.submit(
+        futures = {}
+        for name in largest_first:
+            spec = models[name]
+            futures[name] = runner.submit(
                 train,
                 {
                     "name": name,
-                    "bars": [bars[one] for one in models[name].series],
-                    "features": models[name].group.features,
-                    "model": models[name].group.model,
-                    "training": models[name].group.training,
+                    "bars": [bars[one] for one in spec.series],
+                    "features": spec.group.features,
+                    "model": spec.group.model,
+                    "training": spec.group.training,
                     "plan": plans[name],
                 },
             )
-            for name in largest_first
-        }
         return {name: futures[name].result() for name in models}
 
 
